@@ -1,0 +1,223 @@
+// Channels: one leg of a call, and the driver interface behind it.
+//
+// A Channel is created on one event loop and lives there for its whole life:
+// every method below must be called on that loop (`executor()`), except those
+// marked "any thread". Drivers report what happens on the wire by calling the
+// `on_*` methods (on the channel's loop); applications act on the channel with
+// `answer()`, `indicate()`, `sleep()` and friends, which forward to the driver.
+//
+// Hangup is a cancellation: `request_hangup()` (any thread) marks the channel
+// and cancels whatever the dialplan coroutine awaits, so an application blocked
+// in `sleep()` or any other Asio operation unwinds at once, destructors run,
+// and the `h` extension gets its turn.
+#pragma once
+
+#include <tandem/cause.hpp>
+#include <tandem/events.hpp>
+#include <tandem/frame.hpp>
+#include <tandem/registry.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tandem {
+
+class Core;
+class Channel;
+
+template <class T>
+using awaitable = boost::asio::awaitable<T>;
+
+struct CallerId {
+    std::string name;
+    std::string number;
+    bool empty() const { return name.empty() && number.empty(); }
+};
+
+std::string_view to_string(ChannelState s);
+
+// What a driver does for one channel. Every method is called on the channel's
+// loop. Defaults do nothing, so a driver implements what its wire supports.
+class ChannelDriver {
+public:
+    virtual ~ChannelDriver() = default;
+    // Start an outgoing call; report progress with on_indication/on_answered/on_hangup.
+    virtual void call(Channel&, std::chrono::milliseconds /*timeout*/) {}
+    virtual void answer(Channel&) {}
+    // The channel is going away; release the wire side. Called exactly once.
+    virtual void hangup(Channel&, int /*cause*/) {}
+    virtual void indicate(Channel&, Indication) {}
+    virtual void send_digit(Channel&, char /*digit*/, std::chrono::milliseconds /*duration*/) {}
+    virtual void send_text(Channel&, std::string_view) {}
+    virtual void write(Channel&, const Frame&) {}
+};
+
+// What the dialplan sees of a request for a new outgoing channel.
+struct ChannelRequest {
+    std::string destination;               // text after "Tech/"
+    const Channel* requestor = nullptr;    // the calling channel, if any
+    CallerId caller;
+};
+
+// The registry entry of a channel technology ("Local", "SIP", ...).
+struct ChannelTechnology {
+    std::string description;
+    // Creates an outgoing channel in state down (on any loop the core picks),
+    // or returns nullptr and sets `cause`. Called on any thread.
+    std::function<std::shared_ptr<Channel>(Core&, const ChannelRequest&, int& cause)> request;
+};
+
+struct ChannelVariable {
+    std::string name;
+    std::string value;
+    int inherit = 0;  // 0: none, 1: `_VAR` (one generation), 2: `__VAR` (forever)
+};
+
+class Channel : public std::enable_shared_from_this<Channel> {
+public:
+    // Use Core::create_channel; the core assigns the loop and the unique id.
+    Channel(Core& core, boost::asio::io_context& loop, std::string name, std::string uniqueid,
+            std::unique_ptr<ChannelDriver> driver, Lease<ChannelTechnology> tech);
+    ~Channel();
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+
+    // --- identity (any thread: immutable after creation) ---
+    const std::string& name() const { return name_; }
+    const std::string& uniqueid() const { return uniqueid_; }
+    std::string_view technology() const;
+    Core& core() const { return core_; }
+    boost::asio::io_context& loop() const { return loop_; }
+    boost::asio::any_io_executor executor() const { return loop_.get_executor(); }
+    ChannelDriver& driver() const { return *driver_; }
+
+    // --- state ---
+    ChannelState state() const { return state_; }
+    void set_state(ChannelState s);
+    // True once a hangup was requested or happened: stop doing work.
+    bool hungup() const { return hangup_requested_; }
+    int hangup_cause() const { return hangup_cause_; }
+    void set_hangup_cause(int c) { hangup_cause_ = c; }
+    std::chrono::system_clock::time_point created_at() const { return created_; }
+    std::chrono::system_clock::time_point answered_at() const { return answered_; }
+
+    // --- caller id and call data ---
+    CallerId& caller() { return caller_; }
+    const CallerId& caller() const { return caller_; }
+    CallerId& connected() { return connected_; }
+    std::string& dialed_number() { return dnid_; }
+    std::string& linkedid() { return linkedid_; }
+    std::string& accountcode() { return accountcode_; }
+    std::string& userfield() { return userfield_; }
+    std::string& language() { return language_; }
+    std::string& peer_name() { return peer_; }  // the channel this one is bridged or dialled to
+
+    // --- variables: channel first, then globals ---
+    std::optional<std::string> variable(std::string_view name) const;
+    // `_NAME` / `__NAME` mark the variable inheritable (the prefix is not part of the name).
+    void set_variable(std::string_view name, std::string value);
+    bool unset_variable(std::string_view name);
+    const std::vector<ChannelVariable>& variables() const { return vars_; }
+    // Copies inheritable variables of a parent channel (one generation for `_`).
+    void inherit_from(const Channel& parent);
+
+    // --- dialplan position (used by the engine and by Goto-like apps) ---
+    const std::string& context() const { return context_; }
+    const std::string& exten() const { return exten_; }
+    int priority() const { return priority_; }
+    void set_position(std::string context, std::string exten, int priority);
+    // Asks the engine to continue at this place after the current application
+    // instead of the next priority. A negative priority means "by label".
+    void jump_to(std::string context, std::string exten, int priority, std::string label = {});
+    struct Jump {
+        std::string context, exten, label;
+        int priority = 0;
+    };
+    std::optional<Jump> take_jump() { return std::exchange(jump_, std::nullopt); }
+    // Gosub return stack: positions and their local variable frames.
+    struct StackFrame {
+        std::string context, exten;
+        int priority;
+        std::vector<ChannelVariable> saved_locals;
+        std::vector<std::string> local_names;
+        std::size_t arg_count;
+    };
+    std::vector<StackFrame>& gosub_stack() { return stack_; }
+    std::string& last_app() { return lastapp_; }
+    std::string& last_data() { return lastdata_; }
+
+    // --- actions, on the channel's loop ---
+    // Answers if not already up. Returns false if the channel hung up.
+    awaitable<bool> answer();
+    void indicate(Indication i);
+    void send_digit(char digit, std::chrono::milliseconds duration = std::chrono::milliseconds(100));
+    void write(const Frame& f);
+    // Sleeps unless hung up; returns false when the channel hung up.
+    awaitable<bool> sleep(std::chrono::milliseconds d);
+    // Starts an outgoing call through the driver.
+    void call(std::chrono::milliseconds timeout);
+
+    // Any thread: marks the channel hung up and cancels its dialplan coroutine.
+    void request_hangup(int cause = cause::normal_clearing);
+
+    // --- driver -> channel, on the channel's loop ---
+    void on_answered();
+    void on_indication(Indication i);
+    void on_frame(Frame f);
+    void on_hangup(int cause);
+
+    // Waits until the driver reports something (answer, indication, hangup,
+    // frame) or the timeout passes. Returns false on timeout. Used by code that
+    // drives an outgoing channel (originate, Dial) from the same loop.
+    awaitable<bool> wait_for_event(std::chrono::milliseconds timeout);
+    std::optional<Indication> last_indication() const { return last_indication_; }
+
+    // Observers of what the driver reported (a Dial or a bridge), on the loop.
+    using FrameObserver = std::function<void(const Frame&)>;
+    void set_frame_observer(FrameObserver f) { observer_ = std::move(f); }
+
+    // The signal whose slot is bound to the channel's dialplan coroutine.
+    boost::asio::cancellation_signal& hangup_signal() { return hangup_signal_; }
+    // Releases the driver and publishes the hangup; called once by the core.
+    void finish();
+    bool finished() const { return finished_; }
+
+private:
+    Core& core_;
+    boost::asio::io_context& loop_;
+    std::string name_, uniqueid_;
+    std::unique_ptr<ChannelDriver> driver_;
+    Lease<ChannelTechnology> tech_;
+    ChannelState state_ = ChannelState::down;
+    bool hangup_requested_ = false;
+    bool finished_ = false;
+    int hangup_cause_ = 0;
+    std::chrono::system_clock::time_point created_, answered_{};
+    CallerId caller_, connected_;
+    std::string dnid_, linkedid_, accountcode_, userfield_, language_ = "en", peer_;
+    std::vector<ChannelVariable> vars_;
+    std::string context_, exten_;
+    int priority_ = 1;
+    std::optional<Jump> jump_;
+    std::vector<StackFrame> stack_;
+    std::string lastapp_, lastdata_;
+    FrameObserver observer_;
+    std::optional<Indication> last_indication_;
+    std::vector<void*> waiters_;  // steady_timer* of wait_for_event callers
+    void wake_waiters();
+    boost::asio::cancellation_signal hangup_signal_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,97 @@
+// The event bus: typed notifications for observers (CDR, statistics, the API).
+//
+// Publishing calls every subscriber synchronously on the publisher's thread,
+// which is usually a channel's event loop: a subscriber must be quick, must not
+// block, and must be thread-safe (post heavier work to the worker pool).
+// Subscribing returns a Registration; dropping it unsubscribes. With nobody
+// subscribed, publishing costs one atomic load, so `has_subscribers()` lets hot
+// paths skip building an event nobody reads.
+#pragma once
+
+#include <tandem/registry.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace tandem {
+
+enum class ChannelState : std::uint8_t { down, ring, ringing, up, hungup };
+
+namespace event {
+struct ChannelCreated {
+    std::string channel, uniqueid, linkedid, caller_number, caller_name, exten, context;
+};
+struct ChannelStateChanged {
+    std::string channel, uniqueid;
+    ChannelState state;
+};
+struct DialplanStep {
+    std::string channel, uniqueid, context, exten;
+    int priority;
+    std::string app, args;
+};
+struct VariableSet {
+    std::string channel, uniqueid, name, value;
+};
+struct ChannelHangup {
+    std::string channel, uniqueid;
+    int cause;
+};
+struct ModuleChanged {
+    std::string module;
+    bool loaded;
+};
+struct Reloaded {
+    std::string what;
+};
+}  // namespace event
+
+using Event = std::variant<event::ChannelCreated, event::ChannelStateChanged, event::DialplanStep, event::VariableSet,
+                           event::ChannelHangup, event::ModuleChanged, event::Reloaded>;
+using EventHandler = std::function<void(const Event&)>;
+
+class EventBus {
+public:
+    EventBus() : subs_(std::make_shared<const List>()) {}
+
+    Registration subscribe(EventHandler h, ModuleUse* owner = nullptr) {
+        std::lock_guard lock(write_mu_);
+        auto id = ++next_id_;
+        auto next = std::make_shared<List>(*subs_.load());
+        next->push_back({id, std::make_shared<EventHandler>(std::move(h)), owner});
+        subs_.store(std::move(next));
+        return Registration([this, id] {
+            std::lock_guard guard(write_mu_);
+            auto rest = std::make_shared<List>(*subs_.load());
+            std::erase_if(*rest, [id](const Sub& s) { return s.id == id; });
+            subs_.store(std::move(rest));
+        });
+    }
+
+    bool has_subscribers() const { return !subs_.load()->empty(); }
+
+    void publish(const Event& e) const {
+        auto list = subs_.load();
+        for (auto& s : *list) (*s.handler)(e);
+    }
+
+private:
+    struct Sub {
+        std::uint64_t id;
+        std::shared_ptr<EventHandler> handler;
+        ModuleUse* owner;
+    };
+    using List = std::vector<Sub>;
+    std::mutex write_mu_;
+    std::uint64_t next_id_ = 0;
+    std::atomic<std::shared_ptr<const List>> subs_;
+};
+
+}  // namespace tandem

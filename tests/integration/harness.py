@@ -1,0 +1,121 @@
+"""A real tandem process for integration tests.
+
+Copies configs/ into a fresh temporary directory, points every directory of
+tandem.conf into it, starts `tandem -f`, and drives it with `tandem -rx`.
+Everything is bounded in time and the process is always stopped.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ.get("TANDEM_BIN", "build/bin/tandem")
+SRC = os.environ.get("TANDEM_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+MODULE_DIR = os.environ.get("TANDEM_MODULE_DIR", "")
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if cond:
+        print(f"ok: {what}")
+    else:
+        failures += 1
+        print(f"FAIL: {what}")
+
+
+def finish():
+    print(f"{'FAILED' if failures else 'PASSED'} ({failures} failures)")
+    sys.exit(1 if failures else 0)
+
+
+class Tandem:
+    def __init__(self, extra_modules_conf=None, edit=None):
+        self.dir = tempfile.mkdtemp(prefix="tandem-it-")
+        self.conf = os.path.join(self.dir, "etc")
+        shutil.copytree(os.path.join(SRC, "configs"), self.conf)
+        with open(os.path.join(self.conf, "tandem.conf")) as f:
+            text = f.read()
+        text = re.sub(r"(?m)^run => .*$", f"run => {self.dir}/run", text)
+        text = re.sub(r"(?m)^spool => .*$", f"spool => {self.dir}/spool", text)
+        text = re.sub(r"(?m)^db => .*$", f"db => {self.dir}/lib", text)
+        text = re.sub(r"(?m)^log => .*$", f"log => {self.dir}/log", text)
+        text = re.sub(r"(?m)^loops = .*$", "loops = 2", text)
+        if MODULE_DIR:
+            text = re.sub(r"(?m)^; modules =.*$", f"modules => {MODULE_DIR}", text)
+        with open(os.path.join(self.conf, "tandem.conf"), "w") as f:
+            f.write(text)
+        if edit:
+            edit(self.conf)
+        self.proc = None
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def start(self, timeout=20):
+        self.out = open(self.path("stdout.log"), "w")
+        self.proc = subprocess.Popen([BIN, "-f", "-C", self.conf], stdout=self.out, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tandem exited at start ({self.proc.returncode}):\n" + self.log())
+            if os.path.exists(self.path("run", "tandem.ctl")):
+                status, _ = self.rx("core show version")
+                if status == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("tandem did not come up:\n" + self.log())
+
+    def log(self):
+        try:
+            with open(self.path("stdout.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def rx(self, command, timeout=60):
+        r = subprocess.run([BIN, "-C", self.conf, "-rx", command], capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout + r.stderr
+
+    def wait_for(self, predicate, timeout=10, interval=0.05):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        return False
+
+    def channel_count(self):
+        _, out = self.rx("core show channels count")
+        m = re.search(r"(\d+) active channel", out)
+        return int(m.group(1)) if m else -1
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("TANDEM_KEEP_TMP"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            print(self.log())
+        self.cleanup()

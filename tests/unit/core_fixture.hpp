@@ -1,0 +1,63 @@
+// A real core, booted in-process on a temporary copy of configs/.
+#pragma once
+
+#include "runtime/core_impl.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+
+namespace tandem::test {
+
+inline std::filesystem::path temp_dir(const std::string& prefix) {
+    std::random_device rd;
+    auto p = std::filesystem::temp_directory_path() / (prefix + std::to_string(rd()));
+    std::filesystem::create_directories(p);
+    return p;
+}
+
+struct TestCore {
+    std::filesystem::path dir;
+    std::unique_ptr<CoreImpl> core;
+
+    // `extensions` replaces the sample dialplan when not empty.
+    explicit TestCore(const std::string& extensions = {}, bool start = true, int loops = 2) {
+        dir = temp_dir("tandem-unit-");
+        std::filesystem::copy(std::filesystem::path(TANDEM_SOURCE_DIR) / "configs", dir / "etc",
+                              std::filesystem::copy_options::recursive);
+        std::ofstream(dir / "etc" / "tandem.conf")
+            << "[options]\nverbose = warning\nlogfile =\n[directories]\nmodules => " TANDEM_MODULE_DIR "\nrun => "
+            << (dir / "run").string() << "\nspool => " << (dir / "spool").string() << "\ndb => "
+            << (dir / "lib").string() << "\nlog => " << (dir / "log").string() << "\n";
+        if (!extensions.empty()) std::ofstream(dir / "etc" / "extensions.conf") << extensions;
+        StartOptions o;
+        o.config_dir = dir / "etc";
+        o.terminal_level = LogLevel::off;
+        o.control_socket = false;
+        o.loops = loops;
+        core = std::make_unique<CoreImpl>(o);
+        if (start) {
+            std::vector<std::string> problems;
+            if (!core->start(problems)) throw std::runtime_error("core did not start");
+        }
+    }
+    ~TestCore() {
+        core.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+
+    template <class Pred>
+    bool wait_for(Pred p, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (p()) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return p();
+    }
+};
+
+}  // namespace tandem::test
