@@ -56,11 +56,15 @@ struct Builder {
 
     void error(const config::Location& where, std::string msg) { problems.push_back({where, std::move(msg)}); }
 
+    // (context, name, cid) -> extension, so that building is linear in the file size.
+    std::unordered_map<std::string, Extension*> index;
+
     Extension& extension_for(Context& ctx, const std::string& name, const std::string& cid,
                              const config::Location& where) {
-        for (auto& e : ctx.storage)
-            if (e.name == name && e.cid == cid) return e;
+        auto key = ctx.name + '\0' + name + '\0' + cid;
+        if (auto it = index.find(key); it != index.end()) return *it->second;
         auto& e = ctx.storage.emplace_back();
+        index.emplace(std::move(key), &e);
         e.name = name;
         e.cid = cid;
         e.where = where;
@@ -204,7 +208,7 @@ std::shared_ptr<const Snapshot> compile(const config::File& file, const Registry
     auto snap = std::make_shared<Snapshot>();
     snap->files = file.files_read;
     auto before = problems.size();
-    Builder b{apps, problems, *snap, {}, {}, 0, false};
+    Builder b{apps, problems, *snap, {}, {}, 0, false, {}};
     for (auto& s : file.sections) {
         if (s.is_template) continue;
         if (s.name.empty()) {

@@ -162,7 +162,7 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
         problems.push_back(kv_error);
         return false;
     }
-    kv_->on_error([this](const std::string& e) { log_.error("key/value store: {}", e); });
+    kv_->on_error([this](const std::string& e) { log_.error("{}", e); });
 
     // Threads for loops and workers.
     workers_->join();
@@ -249,7 +249,8 @@ void CoreImpl::shutdown(bool hangup_calls) {
     stop_loops();
     cli_server_.reset();
     workers_->join();
-    if (kv_) kv_->flush();
+    if (kv_ && !kv_->flush_for(std::chrono::seconds(5)))
+        log_.error("key/value store: {} changes not yet saved at stop", kv_->pending());
     std::error_code ec;
     if (!pid_file_.empty()) fs::remove(pid_file_, ec);
     running_ = false;

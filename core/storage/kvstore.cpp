@@ -2,12 +2,12 @@
 // one writer thread that commits queued changes to SQLite.
 // See include/tandem/kvstore.hpp for the public contract.
 //
-// Locking: `data_mu` (shared) guards the in-memory table; `q_mu` guards the
-// write queue and the writer's state; `cb_mu` guards the error callback and
-// is held while it runs. A writer takes data_mu, then q_mu, and never the
-// other way round; the writer thread holds at most one of q_mu and cb_mu
-// and never data_mu. The SQLite connection belongs to the writer thread once
-// it has started.
+// Locking: `data_mu`, a reader/writer lock, guards the in-memory table;
+// `q_mu` guards the write queue and the writer's state; `cb_mu` guards the
+// error callback and is held while it runs. A writer takes data_mu, then
+// q_mu, and never the other way round; the writer thread holds at most one
+// of q_mu and cb_mu and never data_mu. The SQLite connection belongs to the
+// writer thread once it has started.
 #include "tandem/kvstore.hpp"
 
 #include <pthread.h>
@@ -97,13 +97,44 @@ using Table = std::map<Key, std::string, PathLess>;
 // Queued changes, one per key: a value to store, or nullopt to delete.
 using Batch = std::map<Key, std::optional<std::string>, PathLess>;
 
+// --- locking -------------------------------------------------------------------
+
+// A reader/writer lock that lets a waiting writer in ahead of new readers.
+// std::shared_mutex on glibc prefers readers, so a steady stream of get()
+// calls from busy event loops could hold off put() indefinitely.
+class WriterFirstMutex {
+public:
+    WriterFirstMutex() {
+        pthread_rwlockattr_t attr;
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        const int rc = pthread_rwlock_init(&rw_, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        check(rc, "pthread_rwlock_init");
+    }
+    ~WriterFirstMutex() { pthread_rwlock_destroy(&rw_); }
+    WriterFirstMutex(const WriterFirstMutex&) = delete;
+    WriterFirstMutex& operator=(const WriterFirstMutex&) = delete;
+
+    void lock() { check(pthread_rwlock_wrlock(&rw_), "pthread_rwlock_wrlock"); }
+    void unlock() { pthread_rwlock_unlock(&rw_); }
+    void lock_shared() { check(pthread_rwlock_rdlock(&rw_), "pthread_rwlock_rdlock"); }
+    void unlock_shared() { pthread_rwlock_unlock(&rw_); }
+
+private:
+    static void check(int rc, const char* what) {
+        if (rc != 0) throw std::system_error(rc, std::generic_category(), what);
+    }
+    pthread_rwlock_t rw_;
+};
+
 // --- input validation ---------------------------------------------------------
 
 std::string check_text(const char* what, std::string_view s, std::size_t max, bool may_be_empty) {
     if (s.empty() && !may_be_empty) return std::string(what) + " is empty";
     if (s.size() > max)
-        return std::string(what) + " is " + std::to_string(s.size()) + " bytes long (the limit is " +
-               std::to_string(max) + ")";
+        return std::string(what) + " is " + std::to_string(s.size()) +
+               " bytes long (the limit is " + std::to_string(max) + ")";
     if (s.find('\0') != std::string_view::npos) return std::string(what) + " contains a NUL byte";
     return {};
 }
@@ -123,7 +154,16 @@ struct SqlError {
 };
 
 SqlError error_of(sqlite3* db, int rc) {
-    return {rc & 0xff, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)};
+    SqlError e{rc & 0xff, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)};
+    // For file-level failures the OS reason ("Permission denied", "No space
+    // left on device") is what the administrator needs.
+    const bool os_level = e.code == SQLITE_CANTOPEN || e.code == SQLITE_IOERR ||
+                          e.code == SQLITE_FULL || e.code == SQLITE_READONLY;
+    if (db && os_level) {
+        if (const int os_error = sqlite3_system_errno(db); os_error != 0)
+            e.message += " (" + std::error_code(os_error, std::generic_category()).message() + ")";
+    }
+    return e;
 }
 
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
@@ -173,6 +213,25 @@ SqlError load_table(sqlite3* db, Table& out) {
         out.insert_or_assign(Key{column_text(st, 0), column_text(st, 1)}, column_text(st, 2));
     SqlError err;
     if (rc != SQLITE_DONE) err = error_of(db, rc);
+    sqlite3_finalize(st);
+    return err;
+}
+
+// PRAGMA quick_check: catches damage that reading the table alone may miss
+// (an index, the free list), so that a damaged file is refused at startup
+// rather than failing every write later.
+SqlError quick_check(sqlite3* db) {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, nullptr);
+    if (rc != SQLITE_OK) return error_of(db, rc);
+    SqlError err;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const std::string verdict = column_text(st, 0);
+        if (verdict != "ok") err = {SQLITE_CORRUPT, "integrity check failed: " + verdict};
+    } else {
+        err = error_of(db, rc);
+    }
     sqlite3_finalize(st);
     return err;
 }
@@ -291,7 +350,8 @@ private:
     }
 
     SqlError abort(SqlError e) {
-        if (db_ && !sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        if (db_ && !sqlite3_get_autocommit(db_))
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         if (e.code != SQLITE_BUSY && e.code != SQLITE_LOCKED) close();
         return e;
     }
@@ -342,15 +402,19 @@ struct KvStore::Impl {
     const KvStoreOptions options;
     const std::string where;  // the path, quoted, for messages
 
-    mutable std::shared_mutex data_mu;
+    mutable WriterFirstMutex data_mu;
     Table data;  // guarded by data_mu
 
     // Guarded by q_mu.
     mutable std::mutex q_mu;
     std::condition_variable writer_cv;   // work queued, or stop requested
     std::condition_variable flushed_cv;  // durable_seq advanced, or writer exited
-    Batch queue;
-    std::size_t in_flight = 0;       // changes in the transaction being written
+    Batch queue;    // changes waiting for the next transaction
+    // The changes in the transaction being written. Only the writer thread
+    // changes it, always under q_mu; while it writes, it reads it unlocked
+    // and other threads may only read it (under q_mu).
+    Batch writing;
+    std::size_t overlap = 0;         // keys in both `queue` and `writing`
     std::uint64_t queued_seq = 0;    // counts every change ever queued
     std::uint64_t durable_seq = 0;   // queued_seq as of the last committed batch
     bool failing = false;
@@ -367,13 +431,12 @@ struct KvStore::Impl {
     Connection conn;  // the writer thread's, once started
     std::thread thread;
 
-    // Queues changes; the caller holds data_mu exclusively, so the queue sees
-    // changes to one key in the order the table did.
+    // Queues changes. The caller holds data_mu exclusively, so the queue
+    // sees the changes to one key in the order the table did.
     void enqueue(Key key, std::optional<std::string> value) {
         std::lock_guard lock(q_mu);
         const bool was_idle = queue.empty();
-        queue.insert_or_assign(std::move(key), std::move(value));
-        ++queued_seq;
+        stage(std::move(key), std::move(value));
         if (was_idle) writer_cv.notify_one();
     }
 
@@ -381,10 +444,19 @@ struct KvStore::Impl {
         if (keys.empty()) return;
         std::lock_guard lock(q_mu);
         const bool was_idle = queue.empty();
-        for (Key& k : keys) queue.insert_or_assign(std::move(k), std::nullopt);
-        queued_seq += keys.size();
+        for (Key& k : keys) stage(std::move(k), std::nullopt);
         if (was_idle) writer_cv.notify_one();
     }
+
+    // With q_mu held.
+    void stage(Key key, std::optional<std::string> value) {
+        const auto [it, inserted] = queue.insert_or_assign(std::move(key), std::move(value));
+        if (inserted && writing.contains(it->first)) ++overlap;
+        ++queued_seq;
+    }
+
+    // Distinct keys with changes not yet committed. With q_mu held.
+    std::size_t uncommitted() const { return queue.size() + writing.size() - overlap; }
 
     void report(const std::string& message) {
         std::lock_guard lock(cb_mu);
@@ -422,26 +494,32 @@ struct KvStore::Impl {
                 continue;
             }
 
-            Batch batch;
-            batch.swap(queue);
-            in_flight = batch.size();
+            writing.swap(queue);  // `writing` was empty: this empties the queue
+            overlap = 0;
             const std::uint64_t seq = queued_seq;
             lock.unlock();
-            SqlError err = conn.write(path, options, batch);
+            SqlError err = conn.write(path, options, writing);
             lock.lock();
-            in_flight = 0;
 
             if (!err) {
+                Batch written;
+                written.swap(writing);
+                overlap = 0;
                 durable_seq = seq;
                 failing = false;
                 backoff = milliseconds{0};
                 retry_at = {};
                 flushed_cv.notify_all();
+                lock.unlock();
+                written.clear();  // free a large batch without holding up put()
+                lock.lock();
                 continue;
             }
             // Keep the batch; a newer change to the same key, queued while
-            // the batch was being written, wins.
-            queue.merge(batch);
+            // the batch was being written, wins (merge() skips those).
+            queue.merge(writing);
+            writing.clear();
+            overlap = 0;
             const milliseconds floor{1};
             const milliseconds cap = std::max(options.retry_max, floor);
             backoff = !failing ? std::clamp(options.retry_initial, floor, cap)
@@ -515,6 +593,7 @@ std::unique_ptr<KvStore> KvStore::open(const fs::path& db_file, const KvStoreOpt
 
     auto impl = std::make_unique<Impl>(db_file, options);
     SqlError err = impl->conn.connect(db_file, options, true);
+    if (!err) err = quick_check(impl->conn.handle());
     if (!err) err = load_table(impl->conn.handle(), impl->data);
     if (err) {
         impl->conn.close();
@@ -527,8 +606,8 @@ std::unique_ptr<KvStore> KvStore::open(const fs::path& db_file, const KvStoreOpt
         // Readable but not writable: serve what is there; the writer thread
         // reports each write it cannot save and retries until it can.
         if (SqlError ro = load_read_only(db_file, impl->data)) {
-            error = "kvstore: cannot open " + quoted(db_file) + ": " + err.message + " (" +
-                    ro.message + " when opened read-only)";
+            error = "kvstore: cannot open " + quoted(db_file) + ": " + err.message;
+            if (ro.message != err.message) error += "; read-only: " + ro.message;
             return nullptr;
         }
     }
@@ -653,7 +732,7 @@ bool KvStore::flush_for(milliseconds timeout) { return impl_->wait_durable(timeo
 
 std::size_t KvStore::pending() const {
     std::lock_guard lock(impl_->q_mu);
-    return impl_->queue.size() + impl_->in_flight;
+    return impl_->uncommitted();
 }
 
 void KvStore::on_error(ErrorCallback callback) {

@@ -9,12 +9,12 @@
 // commits them to SQLite in batched transactions.
 //
 // Threading: every member function may be called from any thread at the same
-// time. get(), exists(), list(), put(), del(), del_tree(), pending() and
-// on_error() never wait for disk I/O, so they are safe on call-handling event
-// loops; they take an in-memory lock for microseconds. Only flush(),
-// flush_for() and the destructor wait for the writer thread, so keep them off
-// event loops. A write is visible to every reader as soon as the call returns,
-// before it is durable.
+// time. get(), exists(), list(), put(), del(), del_tree() and pending() never
+// wait for disk I/O, so they are safe on call-handling event loops; they take
+// an in-memory lock for microseconds. flush(), flush_for() and the destructor
+// wait for the writer thread, and on_error() for a report in progress, so
+// keep those off event loops. A write is visible to every reader as soon as
+// the call returns, before it is durable.
 //
 // Failures: a change that SQLite refuses (disk full, read-only file, a lock
 // held by another process) is never dropped. It stays queued and is retried
@@ -119,7 +119,9 @@ public:
     // --- durability and monitoring ------------------------------------------
 
     // Blocks until every change made before the call is committed to SQLite.
-    // While SQLite keeps failing this waits indefinitely; see flush_for().
+    // With synchronous=NORMAL a commit survives a crash of the process; a
+    // power cut may still lose the last commits. While SQLite keeps failing
+    // this waits indefinitely; see flush_for().
     void flush();
     // As flush(), but gives up after `timeout`; returns whether everything
     // made before the call is durable.
