@@ -42,7 +42,7 @@ void show_matches(CliOutput& out, const Snapshot& plan, const std::string& ctxna
     seen.push_back(ctxname);
     auto& ctx = it->second;
     std::vector<const Extension*> hits;
-    if (auto e = ctx.exact.find(exten); e != ctx.exact.end())
+    if (auto e = ctx.exact.find(strip_dashes(exten)); e != ctx.exact.end())
         for (auto* x : e->second) hits.push_back(x);
     for (auto* x : ctx.patterns)
         if (x->pattern->matches(exten)) hits.push_back(x);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <fmt/format.h>
+#include <climits>
+#include <cstdint>
 #include <set>
 
 namespace tandem::dialplan {
@@ -43,6 +45,17 @@ std::pair<std::string_view, std::string_view> split_first(std::string_view s) {
         else if (c == ',' && depth == 0) return {s.substr(0, i), s.substr(i + 1)};
     }
     return {s, std::string_view{}};
+}
+
+// The characters a pattern matches literally before its first wildcard.
+std::string literal_prefix(std::string_view pattern) {
+    std::string out;
+    for (char c : pattern.substr(1)) {
+        if (c == '-') continue;
+        if (std::string_view("XxZzNn[.!").find(c) != std::string_view::npos) break;
+        out.push_back(c);
+    }
+    return out;
 }
 
 struct Builder {
@@ -186,7 +199,7 @@ struct Builder {
             if (e.pattern)
                 ctx.patterns.push_back(&e);
             else
-                ctx.exact[e.name].push_back(&e);
+                ctx.exact[strip_dashes(e.name)].push_back(&e);
         }
         // Caller-id specific variants are tried before the catch-all one.
         for (auto& [n, list] : ctx.exact)
@@ -197,6 +210,14 @@ struct Builder {
             if (c != 0) return c < 0;
             return !a->cid.empty() && b->cid.empty();
         });
+        for (std::uint32_t i = 0; i < ctx.patterns.size(); ++i) {
+            auto prefix = literal_prefix(ctx.patterns[i]->name);
+            if (std::find(ctx.prefix_lengths.begin(), ctx.prefix_lengths.end(), prefix.size()) ==
+                ctx.prefix_lengths.end())
+                ctx.prefix_lengths.push_back(prefix.size());
+            ctx.pattern_index[prefix].push_back(i);
+        }
+        std::sort(ctx.prefix_lengths.begin(), ctx.prefix_lengths.end());
         snap.extension_count += ctx.storage.size();
     }
 };
@@ -298,25 +319,53 @@ std::shared_ptr<const Snapshot> load(const std::filesystem::path& path, const Re
 }
 
 namespace {
+
+const Extension* search_context(const Context& ctx, std::string_view exten, std::string_view callerid) {
+    std::string stripped;
+    std::string_view key = exten;
+    if (exten.find('-') != std::string_view::npos) {
+        stripped = strip_dashes(exten);
+        key = stripped;
+    }
+    if (auto e = ctx.exact.find(key); e != ctx.exact.end())
+        for (auto* x : e->second)
+            if (x->matches_caller(callerid)) return x;
+    // The first pattern in match order among the buckets of the number's prefixes.
+    std::uint32_t best = UINT32_MAX;
+    for (auto len : ctx.prefix_lengths) {
+        if (len > key.size()) break;
+        auto bucket = ctx.pattern_index.find(key.substr(0, len));
+        if (bucket == ctx.pattern_index.end()) continue;
+        for (auto i : bucket->second) {
+            if (i >= best) break;
+            auto* x = ctx.patterns[i];
+            if (x->pattern->matches(exten) && x->matches_caller(callerid)) {
+                best = i;
+                break;
+            }
+        }
+    }
+    return best == UINT32_MAX ? nullptr : ctx.patterns[best];
+}
+
+struct Seen {
+    const Context* items[64];
+    std::size_t size = 0;
+    bool contains(const Context* c) const { return std::find(items, items + size, c) != items + size; }
+};
+
 const Extension* search(const Snapshot& plan, std::string_view context, std::string_view exten,
-                        std::string_view callerid, std::chrono::system_clock::time_point now,
-                        std::vector<const Context*>& seen, const Context** found_in) {
+                        std::string_view callerid, std::chrono::system_clock::time_point now, Seen& seen,
+                        const Context** found_in) {
     auto it = plan.contexts.find(context);
     if (it == plan.contexts.end()) return nullptr;
     const Context& ctx = it->second;
-    if (std::find(seen.begin(), seen.end(), &ctx) != seen.end() || seen.size() > 64) return nullptr;
-    seen.push_back(&ctx);
-    if (auto e = ctx.exact.find(std::string(exten)); e != ctx.exact.end())
-        for (auto* x : e->second)
-            if (x->matches_caller(callerid)) {
-                if (found_in) *found_in = &ctx;
-                return x;
-            }
-    for (auto* x : ctx.patterns)
-        if (x->pattern->matches(exten) && x->matches_caller(callerid)) {
-            if (found_in) *found_in = &ctx;
-            return x;
-        }
+    if (seen.contains(&ctx) || seen.size == std::size(seen.items)) return nullptr;
+    seen.items[seen.size++] = &ctx;
+    if (auto* x = search_context(ctx, exten, callerid)) {
+        if (found_in) *found_in = &ctx;
+        return x;
+    }
     for (auto& inc : ctx.includes) {
         if (inc.when && !inc.when->matches(now)) continue;
         if (auto* x = search(plan, inc.context, exten, callerid, now, seen, found_in)) return x;
@@ -328,7 +377,7 @@ const Extension* search(const Snapshot& plan, std::string_view context, std::str
 const Extension* find_extension(const Snapshot& plan, std::string_view context, std::string_view exten,
                                 std::string_view callerid, std::chrono::system_clock::time_point now,
                                 const Context** found_in) {
-    std::vector<const Context*> seen;
+    Seen seen;
     return search(plan, context, exten, callerid, now, seen, found_in);
 }
 

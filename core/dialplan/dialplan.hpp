@@ -52,12 +52,24 @@ struct Include {
     config::Location where;
 };
 
+// Heterogeneous hashing, so lookups by string_view do not allocate.
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
 struct Context {
     std::string name;
     config::Location where;
     std::deque<Extension> storage;  // stable addresses
-    std::unordered_map<std::string, std::vector<const Extension*>> exact;  // caller-id variants first
+    // Plain names (without dashes) -> their caller-id variants, specific ones first.
+    std::unordered_map<std::string, std::vector<const Extension*>, StringHash, std::equal_to<>> exact;
     std::vector<const Extension*> patterns;  // in Asterisk's match order
+    // Patterns indexed by their literal prefix ("_2005XXXXXXX" -> "2005"): a
+    // number only needs the buckets of its own prefixes, each in match order
+    // (indexes into `patterns`).
+    std::unordered_map<std::string, std::vector<std::uint32_t>, StringHash, std::equal_to<>> pattern_index;
+    std::vector<std::size_t> prefix_lengths;  // distinct prefix lengths, ascending
     std::vector<Include> includes;
     std::vector<std::string> ignorepats;
 };

@@ -169,7 +169,7 @@ TEST_CASE("core: a hangup cancels Wait() at once and runs h") {
     CHECK(t.wait_for([&] { return chan->finished(); }, 2s));
     CHECK(std::chrono::steady_clock::now() - start < 1s);
     CHECK(h_ran.load());
-    CHECK(t.core->channel_count() == 0);
+    CHECK(t.wait_for([&] { return t.core->channel_count() == 0; }));
 }
 
 TEST_CASE("core: Local channels, originate, reload while calls wait, module unload refused in use") {
