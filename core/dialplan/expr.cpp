@@ -411,11 +411,12 @@ public:
     }
 
     Value parse() {
-        Value v = ternary(true);
+        Value v;
+        ternary(true, v);
         const Token& t = peek();
         if (t.type != TokType::end) {
-            if (is_op(t, Op::rparen)) throw SyntaxError{"unbalanced ')'" + at_column(t.column)};
-            throw unexpected(t, "after a complete expression");
+            if (is_op(t, Op::rparen)) fail_at("unbalanced ')'", t.column);
+            fail_unexpected(t, "after a complete expression");
         }
         return v;
     }
@@ -426,9 +427,7 @@ private:
     class DepthGuard {
     public:
         explicit DepthGuard(Parser& p) : p_(p) {
-            if (++p_.depth_ > kMaxExprDepth) {
-                throw SyntaxError{"expression nested too deeply (limit " + std::to_string(kMaxExprDepth) + ")"};
-            }
+            if (++p_.depth_ > kMaxExprDepth) fail_too_deep();
         }
         ~DepthGuard() { --p_.depth_; }
         DepthGuard(const DepthGuard&) = delete;
@@ -444,142 +443,171 @@ private:
     }
     static bool is_op(const Token& t, Op op) { return t.type == TokType::op && t.op == op; }
 
-    static SyntaxError unexpected(const Token& t, const std::string& where) {
-        if (t.type == TokType::end) return SyntaxError{"unexpected end of expression " + where};
+    // Failure paths live out of line so the recursive parsing functions keep
+    // small stack frames.
+    [[noreturn]] [[gnu::noinline]] static void fail(const char* what) { throw SyntaxError{what}; }
+    [[noreturn]] [[gnu::noinline]] static void fail_at(const char* what, std::size_t column) {
+        throw SyntaxError{what + at_column(column)};
+    }
+    [[noreturn]] [[gnu::noinline]] static void fail_too_deep() {
+        throw SyntaxError{"expression nested too deeply (limit " + std::to_string(kMaxExprDepth) + ")"};
+    }
+    [[noreturn]] [[gnu::noinline]] static void fail_function(const Token& name) {
+        throw SyntaxError{"function calls are not supported in expressions ('" + name.text + "('" +
+                          at_column(name.column) + ")"};
+    }
+    [[noreturn]] [[gnu::noinline]] static void fail_unexpected(const Token& t, const char* where) {
+        if (t.type == TokType::end) throw SyntaxError{std::string("unexpected end of expression ") + where};
         const std::string what = t.type == TokType::operand ? (t.quoted ? "\"" + t.text + "\"" : t.text) : t.text;
-        return SyntaxError{"unexpected '" + what + "'" + at_column(t.column) + " " + where};
+        throw SyntaxError{"unexpected '" + what + "'" + at_column(t.column) + " " + where};
+    }
+
+    [[gnu::noinline]] static Value concatenate(const Value& a, const Value& b) {
+        return make_result_string(to_text(a) + to_text(b));
     }
 
     void note(std::string message) {
         if (problem_.empty()) problem_ = std::move(message);
     }
 
+    // The parsing functions deliver their value through `out`, which keeps
+    // the frames of this recursion small. When `live` is false they only
+    // check syntax and leave `out` alone.
+
     // cond ? a :: b, left-associative, lowest precedence.
-    Value ternary(bool live) {
+    void ternary(bool live, Value& out) {
         DepthGuard guard(*this);
-        Value v = binary(1, live);
+        binary(1, live, out);
+        Value unused;
         while (is_op(peek(), Op::cond)) {
             advance();
-            const bool first = live && !is_null(v);
-            const bool second = live && is_null(v);
-            Value a = ternary(first);
+            const bool first = live && !is_null(out);
+            const bool second = live && !first;
+            ternary(first, first ? out : unused);
             if (!is_op(peek(), Op::colon_colon)) {
                 if (is_op(peek(), Op::colon) || peek().type == TokType::end) {
-                    throw SyntaxError{"missing '::' in conditional (the form is cond ? a :: b)"};
+                    fail("missing '::' in conditional (the form is cond ? a :: b)");
                 }
-                throw unexpected(peek(), "where '::' was expected");
+                fail_unexpected(peek(), "where '::' was expected");
             }
             advance();
-            Value b = binary(1, second);
-            if (live) v = first ? std::move(a) : std::move(b);
+            binary(1, second, second ? out : unused);
         }
-        return v;
     }
 
-    Value binary(int min_prec, bool live) {
-        Value lhs = unary(live);
+    void binary(int min_prec, bool live, Value& lhs) {
+        unary(live, lhs);
+        Value rhs;
         for (;;) {
             const Token& t = peek();
             if (t.type != TokType::op) break;
             const int prec = precedence(t.op);
             if (prec == 0 || prec < min_prec) break;
             const Op op = t.op;
-            const std::string spelling = t.text;
+            const std::string_view spelling = t.text;  // tokens_ never changes: stays valid
             advance();
             bool rhs_live = live;
             if (op == Op::or_) rhs_live = live && is_null(lhs);
             if (op == Op::and_) rhs_live = live && !is_null(lhs);
-            Value rhs = binary(prec + 1, rhs_live);
-            if (live) lhs = apply(op, spelling, std::move(lhs), std::move(rhs));
+            binary(prec + 1, rhs_live, rhs);
+            if (live) apply(op, spelling, lhs, rhs);
         }
-        return lhs;
     }
 
-    Value unary(bool live) {
+    void unary(bool live, Value& out) {
         const Token& t = peek();
         if (is_op(t, Op::minus) || is_op(t, Op::not_)) {
             DepthGuard guard(*this);
             const Op op = t.op;
             advance();
-            Value v = unary(live);
-            if (!live) return {};
-            return op == Op::minus ? negate(v) : logical_not(v);
+            unary(live, out);
+            if (live) apply_unary(op, out);
+            return;
         }
-        return postfix(live);
+        postfix(live, out);
     }
 
     // The regex and concatenation operators bind tighter than unary ones.
-    Value postfix(bool live) {
-        Value lhs = primary(live);
+    void postfix(bool live, Value& lhs) {
+        primary(live, lhs);
+        Value rhs;
         for (;;) {
             const Token& t = peek();
             if (!is_op(t, Op::colon) && !is_op(t, Op::eq_tilde) && !is_op(t, Op::tilde_tilde)) break;
             const Op op = t.op;
             advance();
             const Token& next = peek();
-            Value rhs = (is_op(next, Op::minus) || is_op(next, Op::not_)) ? unary(live) : primary(live);
-            if (!live) continue;
-            if (op == Op::tilde_tilde) {
-                lhs = make_result_string(to_text(lhs) + to_text(rhs));
+            if (is_op(next, Op::minus) || is_op(next, Op::not_)) {
+                unary(live, rhs);
             } else {
-                lhs = regex_match(lhs, rhs, op == Op::colon);
+                primary(live, rhs);
             }
+            if (live) apply_postfix(op, lhs, rhs);
         }
-        return lhs;
     }
 
-    Value primary(bool live) {
+    void primary(bool live, Value& out) {
         const Token& t = peek();
         if (t.type == TokType::operand) {
-            const Token word = t;
             advance();
-            if (is_op(peek(), Op::lparen)) {
-                throw SyntaxError{"function calls are not supported in expressions ('" + word.text + "('" +
-                                  at_column(word.column) + ")"};
-            }
-            if (!live) return {};
-            Value v;
-            v.kind = (!word.quoted && word.numeric) ? Kind::numeric : Kind::string;
-            v.str = word.text;
-            return v;
+            if (is_op(peek(), Op::lparen)) fail_function(t);
+            if (live) set_operand(t, out);
+            return;
         }
         if (is_op(t, Op::lparen)) {
             const std::size_t column = t.column;
             advance();
-            if (is_op(peek(), Op::rparen)) throw unexpected(peek(), "where an operand was expected");
-            Value v = ternary(live);
+            if (is_op(peek(), Op::rparen)) fail_unexpected(peek(), "where an operand was expected");
+            ternary(live, out);
             if (!is_op(peek(), Op::rparen)) {
-                if (peek().type == TokType::end) throw SyntaxError{"missing ')' for the '('" + at_column(column)};
-                throw unexpected(peek(), "where ')' was expected");
+                if (peek().type == TokType::end) fail_at("missing ')' for the '('", column);
+                fail_unexpected(peek(), "where ')' was expected");
             }
             advance();
-            return v;
+            return;
         }
-        if (t.type == TokType::end) throw SyntaxError{"missing operand at end of expression"};
-        throw unexpected(t, "where an operand was expected");
+        if (t.type == TokType::end) fail("missing operand at end of expression");
+        fail_unexpected(t, "where an operand was expected");
     }
 
     // ---- operators (evaluated only on live branches) ----
 
-    Value apply(Op op, const std::string& spelling, Value a, Value b) {
+    [[gnu::noinline]] static void set_operand(const Token& t, Value& out) {
+        out.kind = (!t.quoted && t.numeric) ? Kind::numeric : Kind::string;
+        out.num = 0;
+        out.str = t.text;
+    }
+
+    // lhs = lhs <op> rhs for the binary operators.
+    [[gnu::noinline]] void apply(Op op, std::string_view spelling, Value& lhs, Value& rhs) {
         switch (op) {
         case Op::or_:
-            return is_null(a) ? std::move(b) : std::move(a);
+            if (is_null(lhs)) lhs = std::move(rhs);
+            return;
         case Op::and_:
-            return (is_null(a) || is_null(b)) ? make_number(0) : std::move(a);
+            if (is_null(lhs) || is_null(rhs)) lhs = make_number(0);
+            return;
         case Op::eq:
         case Op::ne:
         case Op::lt:
         case Op::gt:
         case Op::le:
         case Op::ge:
-            return compare(op, a, b);
+            lhs = compare(op, lhs, rhs);
+            return;
         default:
-            return arithmetic(op, spelling, a, b);
+            lhs = arithmetic(op, spelling, lhs, rhs);
+            return;
         }
     }
 
-    static Value compare(Op op, const Value& a, const Value& b) {
+    [[gnu::noinline]] void apply_unary(Op op, Value& v) { v = op == Op::minus ? negate(v) : logical_not(v); }
+
+    [[gnu::noinline]] void apply_postfix(Op op, Value& lhs, const Value& rhs) {
+        lhs = op == Op::tilde_tilde ? concatenate(lhs, rhs) : regex_match(lhs, rhs, op == Op::colon);
+    }
+
+    [[gnu::noinline]] static Value compare(Op op, const Value& a, const Value& b) {
         int c = 0;
         bool as_strings = a.kind == Kind::string || b.kind == Kind::string;
         if (!as_strings) {
@@ -620,14 +648,14 @@ private:
         return make_number(result ? 1 : 0);
     }
 
-    void non_numeric(const Value& v, const std::string& spelling) {
-        note("non-numeric operand '" + to_text(v) + "' to '" + spelling + "'");
+    void non_numeric(const Value& v, std::string_view spelling) {
+        note("non-numeric operand '" + to_text(v) + "' to '" + std::string(spelling) + "'");
     }
 
     // Non-numeric operands give Asterisk's results (noted as problems):
     // a missing side of + or - counts as 0, x*y and x%y give 0, x/y gives 0 for
     // a bad x and 2147483647 for a bad or zero y.
-    Value arithmetic(Op op, const std::string& spelling, const Value& a, const Value& b) {
+    [[gnu::noinline]] Value arithmetic(Op op, std::string_view spelling, const Value& a, const Value& b) {
         const auto x = to_number(a);
         const auto y = to_number(b);
         long double r = 0;
@@ -676,13 +704,13 @@ private:
             r = std::fmod(*x, *y);
             break;
         default:
-            throw SyntaxError{"unexpected operator '" + spelling + "'"};
+            fail("unexpected operator");
         }
-        if (!std::isfinite(r)) note("numeric overflow in '" + spelling + "'");
+        if (!std::isfinite(r)) note("numeric overflow in '" + std::string(spelling) + "'");
         return make_number(r);
     }
 
-    Value negate(const Value& v) {
+    [[gnu::noinline]] Value negate(const Value& v) {
         const auto x = to_number(v);
         if (!x) {
             non_numeric(v, "-");
@@ -692,7 +720,7 @@ private:
     }
 
     // Asterisk's '!': numbers by value, strings by their leading integer.
-    static Value logical_not(const Value& v) {
+    [[gnu::noinline]] static Value logical_not(const Value& v) {
         bool truth = false;
         if (v.kind == Kind::number) {
             truth = v.num != 0;
@@ -702,7 +730,7 @@ private:
         return make_number(truth ? 0 : 1);
     }
 
-    Value regex_match(const Value& a, const Value& b, bool anchored) {
+    [[gnu::noinline]] Value regex_match(const Value& a, const Value& b, bool anchored) {
         const std::string subject = to_text(a);
         const std::string pattern = to_text(b);
         const char* const name = anchored ? "':'" : "'=~'";

@@ -54,6 +54,6 @@ inline constexpr int kMaxExprDepth = 100;
 // Regular expression operands: longest subject string accepted, and a bound
 // on the pattern's size once counted repetitions ({m,n}) are expanded.
 inline constexpr std::size_t kMaxRegexSubject = 4096;
-inline constexpr std::size_t kMaxRegexCost = 2000;
+inline constexpr std::size_t kMaxRegexCost = 500;
 
 }  // namespace tandem::dialplan

@@ -129,28 +129,20 @@ std::string resolve(State& st, const std::string& spec) {
 
     std::string value;
     if (is_function) {
+        // The name runs to the first '(', the arguments to the last ')'
+        // (for well-formed text, the one matching that '(').
         const std::size_t open = base.find('(');
         const std::string_view name = base.substr(0, open);
-        std::size_t close = npos;
-        int depth = 0;
-        for (std::size_t j = open; j < base.size(); ++j) {
-            if (base[j] == '(') {
-                ++depth;
-            } else if (base[j] == ')' && --depth == 0) {
-                close = j;
-                break;
-            }
-        }
+        const std::size_t close = base.rfind(')');
         std::string_view args;
-        if (close != npos) {
+        if (close != npos && close > open) {
             args = base.substr(open + 1, close - open - 1);
             if (close + 1 < base.size()) {
-                report(st, "ignoring " + shown(base.substr(close + 1)) + " after the arguments in ${" + spec + "}");
+                report(st, "ignoring " + shown(base.substr(close + 1)) + " after the arguments in " +
+                               shown("${" + spec + "}"));
             }
         } else {
-            // Unbalanced: like Asterisk, the arguments run to the last ')', if any.
-            const std::size_t last = base.rfind(')');
-            args = last != npos && last > open ? base.substr(open + 1, last - open - 1) : base.substr(open + 1);
+            args = base.substr(open + 1);
             report(st, "missing ')' in " + shown("${" + spec + "}"));
         }
         std::string why;

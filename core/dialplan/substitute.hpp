@@ -7,7 +7,8 @@
 //                    from the end. Parsed like sscanf("%d:%d"): a missing or
 //                    malformed number leaves the default (0, and the whole rest)
 // ${FUNC(args)}      dialplan function: FUNC is the text before the first '(',
-//                    args run to the matching ')'. ":off:len" may follow.
+//                    args run to the matching ')' (for unbalanced text, to the
+//                    last ')', as Asterisk does). ":off:len" may follow.
 // $[expr]            expression (expr.hpp), evaluated after substitution inside it
 // Whatever sits between ${ and } is substituted first, so names and arguments
 // may themselves hold ${...} and $[...] ("${FOO${N}}", "${LEN(${CUT(x,-,1)})}").

@@ -169,6 +169,7 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
     workers_ = std::make_unique<asio::thread_pool>(worker_threads_);
     start_loops(static_cast<int>(loops_.size()));
     cdr_->start();
+    running_ = true;  // from here on, shutdown() has threads to stop
 
     register_builtin_commands(*this, core_registrations_);
     dialplan::register_builtins(*this, core_registrations_);
@@ -194,7 +195,6 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
         pid_file_ = paths_.run_dir / "tandem.pid";
         std::ofstream(pid_file_) << ::getpid() << '\n';
     }
-    running_ = true;
     log_.notice("Tandem {} ready: {} loops, {} workers, {} modules, config {}", TANDEM_VERSION, loops_.size(),
                 worker_threads_, loader_->count(), paths_.config_dir.string());
     return true;

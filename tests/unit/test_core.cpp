@@ -8,6 +8,7 @@
 #include "loader/module_loader.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <doctest/doctest.h>
@@ -294,4 +295,56 @@ TEST_CASE("core: CDRs reach the back-end when calls end, and maxcalls is enforce
     }
     CHECK(lines == 2);
     CHECK(answered);
+}
+
+TEST_CASE("core: modules.conf noload, load and require") {
+    {
+        test::TestCore t({}, false);
+        std::ofstream(t.dir / "etc" / "modules.conf") << "[modules]\nautoload = yes\nnoload => cdr_csv.so\n";
+        std::vector<std::string> problems;
+        REQUIRE(t.core->start(problems));
+        std::vector<std::string> names;
+        for (auto& m : t.core->modules().list()) names.push_back(m.name);
+        CHECK(std::find(names.begin(), names.end(), "chan_local") != names.end());
+        CHECK(std::find(names.begin(), names.end(), "cdr_csv") == names.end());
+    }
+    {
+        test::TestCore t({}, false);
+        std::ofstream(t.dir / "etc" / "modules.conf") << "[modules]\nautoload = no\nload => cdr_csv\n";
+        std::vector<std::string> problems;
+        REQUIRE(t.core->start(problems));
+        auto list = t.core->modules().list();
+        REQUIRE(list.size() == 1);
+        CHECK(list[0].name == "cdr_csv");
+    }
+    {
+        test::TestCore t({}, false);
+        std::ofstream(t.dir / "etc" / "modules.conf") << "[modules]\nautoload = yes\nrequire => res_missing\nbogus = 1\n";
+        std::vector<std::string> problems;
+        CHECK_FALSE(t.core->start(problems));
+        std::string all;
+        for (auto& p : problems) all += p + "\n";
+        CHECK(all.find("res_missing") != std::string::npos);
+        CHECK(all.find("modules.conf:4: unknown modules.conf option 'bogus'") != std::string::npos);
+    }
+}
+
+TEST_CASE("core: inherited variables pass one generation with _ and all with __") {
+    test::TestCore t;
+    auto mk = [&] { return t.core->create_channel("Trace", "Trace/x", std::make_unique<NullDriver>(), t.core->pick_loop()); };
+    auto a = mk(), b = mk(), c = mk();
+    a->set_variable("_ONE", "1");
+    a->set_variable("__ALL", "2");
+    a->set_variable("PLAIN", "3");
+    b->inherit_from(*a);
+    c->inherit_from(*b);
+    CHECK(b->variable("ONE") == "1");
+    CHECK(b->variable("ALL") == "2");
+    CHECK_FALSE(b->variable("PLAIN"));
+    CHECK_FALSE(c->variable("ONE"));
+    CHECK(c->variable("ALL") == "2");
+    CHECK(c->linkedid() == a->linkedid());
+    for (auto& ch : {a, b, c})
+        boost::asio::post(ch->loop(), [&t, ch] { t.core->end_channel(ch); });
+    CHECK(t.wait_for([&] { return t.core->channel_count() == 0; }));
 }
