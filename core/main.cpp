@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
     }
     pthread_kill(signals.native_handle(), SIGUSR1);
     signals.join();
-    if (console_thread.joinable()) console_thread.detach();
+    // The console leaves as soon as the socket closes; joining restores the terminal.
+    if (console_thread.joinable()) console_thread.join();
     return 0;
 }

@@ -33,9 +33,8 @@ std::string CdrEngine::disposition_of(const Channel& chan) {
     }
 }
 
-CdrRecord CdrEngine::record_of(const Channel& c) {
+CdrRecord CdrEngine::record_of(const Channel& chan) {
     using namespace std::chrono;
-    auto& chan = const_cast<Channel&>(c);
     CdrRecord r;
     r.accountcode = chan.accountcode();
     r.src = chan.caller().number;

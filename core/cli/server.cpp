@@ -196,6 +196,8 @@ private:
             case cli::FrameType::command: {
                 Output out(*this);
                 int status = co_await run_cli_line(core_, f.payload, out);
+                // Let log lines already posted for this console go out before the result.
+                co_await asio::post(sock_.get_executor(), asio::use_awaitable);
                 send(cli::encode(cli::FrameType::result, std::to_string(status)));
                 break;
             }

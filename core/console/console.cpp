@@ -345,9 +345,30 @@ private:
 // ---------------------------------------------------------------------------
 // The interactive console
 
+// Set by the signal handlers, which also write a byte to g_wake_fd so that a
+// signal arriving just before poll() still wakes it up.
 volatile std::sig_atomic_t g_interrupted = 0;
+volatile std::sig_atomic_t g_resized = 0;
+volatile std::sig_atomic_t g_wake_fd = -1;
 
-void on_sigint(int) { g_interrupted = 1; }
+void wake_up() {
+    const int saved = errno;
+    if (g_wake_fd >= 0) {
+        const char c = 0;
+        [[maybe_unused]] const auto n = ::write(g_wake_fd, &c, 1);
+    }
+    errno = saved;
+}
+
+void on_sigint(int) {
+    g_interrupted = 1;
+    wake_up();
+}
+
+void on_sigwinch(int) {
+    g_resized = 1;
+    wake_up();
+}
 
 class Interactive {
 public:
@@ -378,17 +399,22 @@ private:
 
     void show_prompt();
     void hide_prompt();
+    std::size_t cursor_row(std::size_t point) const;
     void erase_input();
+    void redraw_input(std::size_t row);
     void discard_input();
     void write_out(std::string_view text);
     void write_err(std::string_view text);
+    void drain_wake_pipe();
 
     Connection& conn_;
     const std::string& path_;
     const std::string& history_file_;
     const ClientOptions& options_;
     Replies replies_;
+    int wake_[2] = {-1, -1};  // the signal handlers' pipe
 
+    bool ansi_ = true;           // the terminal takes ANSI cursor movement
     bool prompt_shown_ = false;  // libedit has the terminal (raw mode, prompt drawn)
     bool input_empty_ = true;    // nothing typed since the prompt was drawn
     bool in_editline_ = false;   // inside rl_callback_read_char()
@@ -402,6 +428,7 @@ private:
 
     bool line_done_ = false;
     std::optional<std::string> line_;  // nullopt: end of input
+    std::optional<std::size_t> redraw_row_;  // the line changed behind libedit's back
 
     std::string last_history_;
     bool history_warned_ = false;
@@ -426,7 +453,23 @@ char** Interactive::completion_handler(const char* text, int, int end) {
     auto* self = current_;
     if (!self || !rl_line_buffer || end < 0 || end > rl_end) return nullptr;
     auto candidates = self->complete(std::string_view(rl_line_buffer, static_cast<std::size_t>(end)));
-    if (candidates.empty()) return nullptr;
+    if (candidates.empty()) {
+        if (!g_interrupted) self->write_out("\a");
+        return nullptr;
+    }
+    const std::string_view typed = text ? text : "";
+
+    // One candidate extending the word: insert the rest ourselves. Handing it
+    // to libedit would work too, but libedit rings the bell after completing
+    // a single match; without matches it leaves the screen alone, so the line
+    // is redrawn once libedit returns.
+    if (candidates.size() == 1 && candidates.front().compare(0, typed.size(), typed) == 0) {
+        self->input_empty_ = false;
+        self->redraw_row_ = self->cursor_row(static_cast<std::size_t>(end));
+        const std::string rest = candidates.front().substr(typed.size()) + ' ';
+        rl_insert_text(rest.c_str());
+        return nullptr;
+    }
 
     // libedit wants [replacement, candidate..., NULL], the replacement being
     // what the word becomes now: the longest common prefix.
@@ -502,6 +545,12 @@ void Interactive::write_out(std::string_view text) {
     at_line_start_ = text.back() == '\n';
 }
 
+void Interactive::drain_wake_pipe() {
+    char buf[64];
+    while (::read(wake_[0], buf, sizeof buf) > 0) {
+    }
+}
+
 void Interactive::write_err(std::string_view text) {
     std::fflush(stdout);
     std::fwrite(text.data(), 1, text.size(), stderr);
@@ -522,21 +571,33 @@ void Interactive::hide_prompt() {
     prompt_shown_ = false;
 }
 
-// Moves the cursor to the start of the prompt and clears from there down.
-void Interactive::erase_input() {
+// The screen row, counted from the prompt's, of offset `point` in the line.
+std::size_t Interactive::cursor_row(std::size_t point) const {
     int cols = 0;
     rl_get_screen_size(nullptr, &cols);
     if (cols <= 0) cols = 80;
     std::size_t column = display_width(console_prompt);
-    if (!input_empty_ && rl_line_buffer && rl_point > 0 && rl_point <= rl_end)
-        column += display_width(std::string_view(rl_line_buffer, static_cast<std::size_t>(rl_point)));
-    const std::size_t row = column / static_cast<std::size_t>(cols);
+    if (!input_empty_ && rl_line_buffer && rl_end >= 0)
+        column += display_width(std::string_view(rl_line_buffer, std::min(point, static_cast<std::size_t>(rl_end))));
+    return column / static_cast<std::size_t>(cols);
+}
+
+// Moves the cursor from `row` to the start of the prompt and clears from
+// there down.
+void Interactive::redraw_input(std::size_t row) {
+    if (!ansi_) {
+        // No cursor movement: go on below instead.
+        write_out("\n");
+        return;
+    }
     std::string seq = "\r";
     if (row > 0) seq += "\033[" + std::to_string(row) + "A";
     seq += "\033[J";
     write_out(seq);
     at_line_start_ = true;
 }
+
+void Interactive::erase_input() { redraw_input(cursor_row(rl_point > 0 ? static_cast<std::size_t>(rl_point) : 0)); }
 
 // Ctrl-C at the prompt: keep what was typed on screen, start a fresh line.
 void Interactive::discard_input() {
@@ -586,8 +647,12 @@ Interactive::Outcome Interactive::read_line(std::string& line) {
             // libedit has already restored the terminal and, for a line (not
             // for end of input), moved to the next one.
             hide_prompt();
-            at_line_start_ = line_.has_value();
-            if (!line_) return Outcome::eof;
+            at_line_start_ = true;
+            if (!line_) {
+                // libedit shows the Ctrl-D as "^D"; put the bare prompt back.
+                write_out(ansi_ ? "\r\033[K" + std::string(console_prompt) + "\n" : "\n");
+                return Outcome::eof;
+            }
             line = std::move(*line_);
             return Outcome::ok;
         }
@@ -604,11 +669,23 @@ Interactive::Outcome Interactive::read_line(std::string& line) {
             discard_input();
             continue;
         }
-        pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {conn_.fd(), POLLIN, 0}};
-        if (::poll(p, 2, -1) < 0) {
+        if (g_resized) {
+            // libedit only takes the new size (and forgets what is on the
+            // screen); draw the line again from the prompt.
+            g_resized = 0;
+            rl_resize_terminal();
+            erase_input();
+            rl_forced_update_display();
+        }
+        pollfd p[3] = {{STDIN_FILENO, POLLIN, 0}, {conn_.fd(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
+        if (::poll(p, 3, -1) < 0) {
             if (errno == EINTR) continue;
             hide_prompt();
             return Outcome::eof;
+        }
+        if (p[2].revents) {
+            drain_wake_pipe();
+            continue;
         }
         if (p[1].revents && conn_.receive() == Connection::Read::closed) {
             disconnected_ = true;
@@ -619,6 +696,11 @@ Interactive::Outcome Interactive::read_line(std::string& line) {
             rl_callback_read_char();
             in_editline_ = false;
             input_empty_ = false;
+            if (redraw_row_ && !line_done_) {
+                redraw_input(*redraw_row_);
+                rl_forced_update_display();
+            }
+            redraw_row_.reset();
         } else if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL)) {
             // The terminal went away.
             hide_prompt();
@@ -651,12 +733,13 @@ Interactive::Outcome Interactive::run_line(std::string_view command) {
             write_out("\n(the command goes on in Tandem; its output will not be shown)\n");
             break;
         }
-        pollfd p{conn_.fd(), POLLIN, 0};
-        if (::poll(&p, 1, -1) < 0) {
+        pollfd p[2] = {{conn_.fd(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
             if (errno == EINTR) continue;
             return Outcome::disconnected;
         }
-        if (conn_.receive() == Connection::Read::closed) return Outcome::disconnected;
+        if (p[1].revents) drain_wake_pipe();
+        if (p[0].revents && conn_.receive() == Connection::Read::closed) return Outcome::disconnected;
     }
     if (!at_line_start_) write_out("\n");
     return Outcome::ok;
@@ -688,13 +771,14 @@ std::vector<std::string> Interactive::complete(std::string_view line) {
             replies_.abandon_newest();
             return {};
         }
-        pollfd p{conn_.fd(), POLLIN, 0};
-        const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, INT_MAX)));
+        pollfd p[2] = {{conn_.fd(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
+        const int r = ::poll(p, 2, static_cast<int>(std::min<long long>(left, INT_MAX)));
         if (r < 0 && errno != EINTR) {
             disconnected_ = true;
             return {};
         }
-        if (r > 0 && conn_.receive() == Connection::Read::closed) {
+        if (r > 0 && p[1].revents) drain_wake_pipe();
+        if (r > 0 && p[0].revents && conn_.receive() == Connection::Read::closed) {
             disconnected_ = true;
             return {};
         }
@@ -714,13 +798,26 @@ std::vector<std::string> Interactive::complete(std::string_view line) {
 
 int Interactive::run(const std::string& greeting, const std::string& level) {
     current_ = this;
+    if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
+        write_err("Cannot start the console: " + errno_text(errno) + "\n");
+        current_ = nullptr;
+        return 1;
+    }
+    g_wake_fd = wake_[1];
     g_interrupted = 0;
+    g_resized = 0;
+    const char* term = std::getenv("TERM");
+    ansi_ = term && *term && std::strcmp(term, "dumb") != 0;
+    // No SA_RESTART: poll() must return on Ctrl-C and on a window resize.
+    // libedit's own handlers, active at the prompt, pass these on to ours.
     struct sigaction sa{};
     struct sigaction old_sigint{};
-    sa.sa_handler = &on_sigint;
+    struct sigaction old_sigwinch{};
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: poll() must return on Ctrl-C
+    sa.sa_handler = &on_sigint;
     ::sigaction(SIGINT, &sa, &old_sigint);
+    sa.sa_handler = &on_sigwinch;
+    ::sigaction(SIGWINCH, &sa, &old_sigwinch);
 
     setup_editline();
     load_history();
@@ -757,7 +854,12 @@ int Interactive::run(const std::string& greeting, const std::string& level) {
     }
     hide_prompt();
     ::sigaction(SIGINT, &old_sigint, nullptr);
+    ::sigaction(SIGWINCH, &old_sigwinch, nullptr);
+    g_wake_fd = -1;
+    ::close(wake_[0]);
+    ::close(wake_[1]);
     g_interrupted = 0;
+    g_resized = 0;
     current_ = nullptr;
     return status;
 }

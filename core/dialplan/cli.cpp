@@ -57,11 +57,20 @@ void show_matches(CliOutput& out, const Snapshot& plan, const std::string& ctxna
     for (auto& inc : ctx.includes) show_matches(out, plan, inc.context, exten, seen, count);
 }
 
+// A Trace channel is a caller with no wire: it answers at once and ignores media.
 struct TraceDriver final : ChannelDriver {};
 
 }  // namespace
 
 void register_cli(CoreImpl& core, std::vector<Registration>& out) {
+    out.push_back(core.technologies().add(
+        "Trace",
+        ChannelTechnology{"Test calls with no phone (dialplan trace)",
+                          [](Core& c, const ChannelRequest& req, int&) {
+                              return c.create_channel("Trace", "Trace/" + req.destination,
+                                                      std::make_unique<TraceDriver>(), c.pick_loop());
+                          }},
+        &core.core_use()));
     auto add = [&](std::vector<std::string> words, std::string summary, std::string usage,
                    std::function<awaitable<int>(CliRequest&)> h, decltype(CliCommand::complete) comp = nullptr) {
         std::string key;

@@ -123,6 +123,11 @@ public:
     std::string& userfield() { return userfield_; }
     std::string& language() { return language_; }
     std::string& peer_name() { return peer_; }  // the channel this one is bridged or dialled to
+    const std::string& linkedid() const { return linkedid_; }
+    const std::string& accountcode() const { return accountcode_; }
+    const std::string& userfield() const { return userfield_; }
+    const std::string& language() const { return language_; }
+    const std::string& peer_name() const { return peer_; }
 
     // --- variables: channel first, then globals ---
     std::optional<std::string> variable(std::string_view name) const;
@@ -157,6 +162,8 @@ public:
     std::vector<StackFrame>& gosub_stack() { return stack_; }
     std::string& last_app() { return lastapp_; }
     std::string& last_data() { return lastdata_; }
+    const std::string& last_app() const { return lastapp_; }
+    const std::string& last_data() const { return lastdata_; }
 
     // --- actions, on the channel's loop ---
     // Answers if not already up. Returns false if the channel hung up.
