@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libboost1.81-dev libfmt-dev libspdlog-dev doctest-dev
   libsqlite3-dev libedit-dev
+  libspandsp-dev libopus-dev libspeex-dev libspeexdsp-dev libbcg729-dev libsndfile1-dev
   procps python3
 )
 

@@ -79,6 +79,10 @@ public:
     Registration add(std::string name, CdrBackend backend) override {
         return core_.cdr_backends().add(std::move(name), std::move(backend), &use_);
     }
+    Registration add(TranslatorInfo translator) override {
+        auto name = translator_name(translator.from, translator.to);
+        return core_.translators().add(std::move(name), std::move(translator), &use_);
+    }
     Registration subscribe(EventHandler handler) override { return core_.events().subscribe(std::move(handler), &use_); }
 
 private:

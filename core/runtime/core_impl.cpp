@@ -443,6 +443,10 @@ int CoreImpl::dialplan_label(std::string_view context, std::string_view exten, s
     return ext ? ext->find_label(label) : 0;
 }
 
+std::unique_ptr<TranslationPath> CoreImpl::build_path(Format, Format, std::string_view) {
+    return nullptr;  // the translator graph replaces this
+}
+
 std::size_t CoreImpl::channel_count() const {
     std::lock_guard lock(chan_mu_);
     return channels_.size();

@@ -77,8 +77,10 @@ public:
     Registry<ChannelTechnology>& technologies() override { return techs_; }
     Registry<CliCommand>& cli_commands() override { return cli_; }
     Registry<CdrBackend>& cdr_backends() override { return cdr_backends_; }
+    Registry<TranslatorInfo>& translators() override { return translators_; }
     EventBus& events() override { return events_; }
     KvStore& kv() override { return *kv_; }
+    std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) override;
     std::optional<std::string> global_variable(std::string_view name) const override;
     void set_global_variable(std::string_view name, std::string value) override;
     bool accepting_calls() const override { return accepting_.load(); }
@@ -138,6 +140,7 @@ private:
     Registry<ChannelTechnology> techs_{true};
     Registry<CliCommand> cli_{true};
     Registry<CdrBackend> cdr_backends_{false};
+    Registry<TranslatorInfo> translators_{true};
     EventBus events_;
     std::vector<Registration> core_registrations_;
 

@@ -12,6 +12,7 @@
 #include <tandem/cli.hpp>
 #include <tandem/events.hpp>
 #include <tandem/log.hpp>
+#include <tandem/media.hpp>
 #include <tandem/registry.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -52,7 +53,13 @@ public:
     virtual Registry<ChannelTechnology>& technologies() = 0;
     virtual Registry<CliCommand>& cli_commands() = 0;
     virtual Registry<CdrBackend>& cdr_backends() = 0;
+    virtual Registry<TranslatorInfo>& translators() = 0;
     virtual EventBus& events() = 0;
+
+    // --- media ---
+    // The cheapest chain of translators from `from` to `to` (options go to the
+    // step that encodes `to`), or nullptr when no path exists.
+    virtual std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) = 0;
 
     // --- state ---
     virtual KvStore& kv() = 0;

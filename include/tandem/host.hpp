@@ -35,6 +35,8 @@ public:
     virtual Registration add(CliCommand cmd) = 0;
     virtual Registration add(std::string name, ChannelTechnology tech) = 0;
     virtual Registration add(std::string name, CdrBackend backend) = 0;
+    // Registered as "<from>-><to>" (translator_name()).
+    virtual Registration add(TranslatorInfo translator) = 0;
     virtual Registration subscribe(EventHandler handler) = 0;
 };
 
