@@ -16,18 +16,18 @@ build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The sample configs keep their state under $(BUILD)/var (paths in tandem.conf
-# are relative to the directory tandem starts in).
+# The sample configs keep their state under configs/var/ (relative paths in
+# tandem.conf are taken from the configuration directory).
 run: build
-	cd $(BUILD) && exec ./bin/tandem -f -C ../configs
+	exec $(BUILD)/bin/tandem -f -C configs
 
 # A console on the PBX started by `make run` (from another terminal).
 cli:
-	cd $(BUILD) && ./bin/tandem -C ../configs -r
+	$(BUILD)/bin/tandem -C configs -r
 
 # One command: make rx CMD="core show channels"
 rx:
-	cd $(BUILD) && ./bin/tandem -C ../configs -rx "$(CMD)"
+	$(BUILD)/bin/tandem -C configs -rx "$(CMD)"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j2

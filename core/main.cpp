@@ -33,7 +33,8 @@ void usage(std::ostream& o) {
          "  -r              attach a console to the running PBX\n"
          "  -x CMD          with -r: run one command, print its output and exit with its status\n"
          "  -t              check every configuration file and exit (non-zero on problems)\n"
-         "  -C DIR          configuration directory (default /etc/tandem)\n"
+         "  -C DIR          configuration directory (default /etc/tandem; from a build tree\n"
+         "                  without /etc/tandem/tandem.conf, the source tree's configs/)\n"
          "  -v              more verbose (repeat for more); -q quieter\n"
          "  --version       print the version and exit\n"
          "Without -f, -c, -r or -t, tandem runs as a daemon.\n";
@@ -41,12 +42,26 @@ void usage(std::ostream& o) {
 
 fs::path socket_path(const fs::path& config_dir) {
     auto parsed = tandem::config::parse_file(config_dir / "tandem.conf");
-    std::string run = "/var/run/tandem";
+    fs::path run = "/var/run/tandem";
     if (auto* s = parsed.file.section("directories"))
         if (auto* v = s->find("run")) run = v->value;
     std::error_code ec;
-    auto p = fs::absolute(fs::path(run) / "tandem.ctl", ec);
-    return ec ? fs::path(run) / "tandem.ctl" : p;
+    if (run.is_relative()) run = fs::absolute(config_dir, ec) / run;
+    return (run / "tandem.ctl").lexically_normal();
+}
+
+// /etc/tandem, unless this program runs from its build tree and there is no
+// /etc/tandem/tandem.conf: then the source tree's configs/, so a developer's
+// `build/bin/tandem -rx ...` finds the PBX `make run` started.
+fs::path default_config_dir() {
+    std::error_code ec;
+    if (fs::exists("/etc/tandem/tandem.conf", ec)) return "/etc/tandem";
+#if defined(TANDEM_BUILD_DIR) && defined(TANDEM_SOURCE_CONFIG_DIR)
+    auto exe = fs::read_symlink("/proc/self/exe", ec);
+    auto build = fs::path(TANDEM_BUILD_DIR);
+    if (!ec && exe.string().rfind(build.string() + "/", 0) == 0) return TANDEM_SOURCE_CONFIG_DIR;
+#endif
+    return "/etc/tandem";
 }
 
 std::string history_file() {
@@ -77,7 +92,7 @@ void daemonize() {
 int main(int argc, char** argv) {
     bool foreground = false, console = false, remote = false, check = false;
     std::string command;
-    fs::path config_dir = "/etc/tandem";
+    fs::path config_dir = default_config_dir();
     int verbosity = 0;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];

@@ -34,10 +34,10 @@ fs::path exe_relative_module_dir() {
     return TANDEM_DEFAULT_MODULE_DIR;
 }
 
-fs::path resolve(const fs::path& p) {
-    std::error_code ec;
-    auto abs = fs::absolute(p, ec);
-    return ec ? p : abs.lexically_normal();
+// Relative directories in tandem.conf are taken from the configuration
+// directory, so the PBX and its consoles agree wherever they are started.
+fs::path resolve(const fs::path& p, const fs::path& base) {
+    return (p.is_absolute() ? p : base / p).lexically_normal();
 }
 
 std::size_t default_loops() {
@@ -71,7 +71,8 @@ CoreImpl::CoreImpl(StartOptions options)
       sink_(options_.terminal_level),
       log_(sink_, "core"),
       workers_(std::make_unique<asio::thread_pool>(1)) {
-    paths_.config_dir = resolve(options_.config_dir);
+    std::error_code ec;
+    paths_.config_dir = fs::absolute(options_.config_dir, ec).lexically_normal();
     started_ = reloaded_ = std::chrono::system_clock::now();
     plan_.store(std::make_shared<const dialplan::Snapshot>());
     loader_ = std::make_unique<ModuleLoader>(*this);
@@ -99,11 +100,12 @@ bool CoreImpl::read_main_config(std::vector<std::string>& problems) {
             problems.push_back(fmt::format("{}: unknown section [{}] in tandem.conf", s.where.str(), s.name));
 
     auto mdir = dirs.str("modules");
-    paths_.module_dir = mdir.empty() ? exe_relative_module_dir() : resolve(mdir);
-    paths_.run_dir = resolve(dirs.str("run"));
-    paths_.spool_dir = resolve(dirs.str("spool"));
-    paths_.db_dir = resolve(dirs.str("db"));
-    paths_.log_dir = resolve(dirs.str("log"));
+    auto& base = paths_.config_dir;
+    paths_.module_dir = mdir.empty() ? exe_relative_module_dir() : resolve(mdir, base);
+    paths_.run_dir = resolve(dirs.str("run"), base);
+    paths_.spool_dir = resolve(dirs.str("spool"), base);
+    paths_.db_dir = resolve(dirs.str("db"), base);
+    paths_.log_dir = resolve(dirs.str("log"), base);
     worker_threads_ = static_cast<std::size_t>(opts.integer("workers"));
     max_calls_ = static_cast<std::size_t>(opts.integer("maxcalls"));
     auto loops = options_.loops ? *options_.loops : static_cast<int>(opts.integer("loops"));
