@@ -117,12 +117,24 @@ int main(int argc, char** argv) {
             // Bundled short flags: -rx, -vvv, -fc.
             for (std::size_t j = 1; j < a.size(); ++j) {
                 switch (a[j]) {
-                    case 'f': foreground = true; break;
-                    case 'c': foreground = console = true; break;
-                    case 'r': remote = true; break;
-                    case 't': check = true; break;
-                    case 'v': ++verbosity; break;
-                    case 'q': --verbosity; break;
+                    case 'f':
+                        foreground = true;
+                        break;
+                    case 'c':
+                        foreground = console = true;
+                        break;
+                    case 'r':
+                        remote = true;
+                        break;
+                    case 't':
+                        check = true;
+                        break;
+                    case 'v':
+                        ++verbosity;
+                        break;
+                    case 'q':
+                        --verbosity;
+                        break;
                     case 'x':
                         remote = true;
                         if (j + 1 != a.size()) {
@@ -144,9 +156,9 @@ int main(int argc, char** argv) {
         }
     }
 
-    LogLevel level = verbosity >= 2 ? LogLevel::trace
-                     : verbosity == 1 ? LogLevel::debug
-                     : verbosity == 0 ? LogLevel::info
+    LogLevel level = verbosity >= 2    ? LogLevel::trace
+                     : verbosity == 1  ? LogLevel::debug
+                     : verbosity == 0  ? LogLevel::info
                      : verbosity == -1 ? LogLevel::warning
                                        : LogLevel::error;
 
@@ -221,8 +233,10 @@ int main(int argc, char** argv) {
         if (c == CoreImpl::Control::reload) {
             std::string report;
             bool ok = core.reload(report);
-            if (!ok) core.log().warning("reload reported problems:\n{}", report);
-            else core.log().notice("reloaded");
+            if (!ok)
+                core.log().warning("reload reported problems:\n{}", report);
+            else
+                core.log().notice("reloaded");
             continue;
         }
         core.shutdown(c == CoreImpl::Control::stop_now);

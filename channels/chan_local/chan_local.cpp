@@ -75,39 +75,42 @@ private:
 class LocalModule final : public Module {
 public:
     void load(Host& host) override {
-        tech_ = host.add("Local", ChannelTechnology{
-            "Local channels: a call into the dialplan (Local/exten@context)",
-            [](Core& core, const ChannelRequest& req, int& cause) -> std::shared_ptr<Channel> {
-                std::string_view dest = req.destination;
-                if (auto slash = dest.find('/'); slash != std::string_view::npos) dest = dest.substr(0, slash);  // /n options
-                auto at = dest.find('@');
-                auto pair = std::make_shared<Pair>();
-                pair->exten = std::string(dest.substr(0, at));
-                pair->context = at == std::string_view::npos ? "default" : std::string(dest.substr(at + 1));
-                if (pair->exten.empty() || pair->context.empty()) {
-                    cause = cause::invalid_number_format;
-                    return nullptr;
-                }
-                auto& loop = req.requestor ? req.requestor->loop() : core.pick_loop();
-                auto base = "Local/" + pair->exten + "@" + pair->context;
-                auto one = core.create_channel("Local", base, std::make_unique<LocalDriver>(pair, true), loop);
-                if (!one) {
-                    cause = cause::switch_congestion;
-                    return nullptr;
-                }
-                // Both halves share the name's unique part, as operators expect: ...-0000002a;1 and ;2.
-                auto two = core.create_channel("Local", base, std::make_unique<LocalDriver>(pair, false), loop);
-                if (!two) {
-                    cause = cause::switch_congestion;
-                    core.end_channel(one);
-                    return nullptr;
-                }
-                pair->one = one;
-                pair->two = two;
-                two->peer_name() = one->name();
-                one->peer_name() = two->name();
-                return one;
-            }});
+        tech_ = host.add(
+            "Local",
+            ChannelTechnology{
+                "Local channels: a call into the dialplan (Local/exten@context)",
+                [](Core& core, const ChannelRequest& req, int& cause) -> std::shared_ptr<Channel> {
+                    std::string_view dest = req.destination;
+                    if (auto slash = dest.find('/'); slash != std::string_view::npos)
+                        dest = dest.substr(0, slash);  // /n options
+                    auto at = dest.find('@');
+                    auto pair = std::make_shared<Pair>();
+                    pair->exten = std::string(dest.substr(0, at));
+                    pair->context = at == std::string_view::npos ? "default" : std::string(dest.substr(at + 1));
+                    if (pair->exten.empty() || pair->context.empty()) {
+                        cause = cause::invalid_number_format;
+                        return nullptr;
+                    }
+                    auto& loop = req.requestor ? req.requestor->loop() : core.pick_loop();
+                    auto base = "Local/" + pair->exten + "@" + pair->context;
+                    auto one = core.create_channel("Local", base, std::make_unique<LocalDriver>(pair, true), loop);
+                    if (!one) {
+                        cause = cause::switch_congestion;
+                        return nullptr;
+                    }
+                    // Both halves share the name's unique part, as operators expect: ...-0000002a;1 and ;2.
+                    auto two = core.create_channel("Local", base, std::make_unique<LocalDriver>(pair, false), loop);
+                    if (!two) {
+                        cause = cause::switch_congestion;
+                        core.end_channel(one);
+                        return nullptr;
+                    }
+                    pair->one = one;
+                    pair->two = two;
+                    two->peer_name() = one->name();
+                    one->peer_name() = two->name();
+                    return one;
+                }});
     }
 
 private:

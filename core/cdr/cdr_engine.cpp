@@ -8,7 +8,9 @@ namespace tandem {
 
 CdrEngine::CdrEngine(CoreImpl& core) : core_(core) {}
 
-CdrEngine::~CdrEngine() { stop(); }
+CdrEngine::~CdrEngine() {
+    stop();
+}
 
 void CdrEngine::start() {
     std::lock_guard lock(mu_);
@@ -23,13 +25,17 @@ void CdrEngine::start() {
 std::string CdrEngine::disposition_of(const Channel& chan) {
     if (chan.answered_at() != std::chrono::system_clock::time_point{}) return "ANSWERED";
     switch (chan.hangup_cause()) {
-        case cause::user_busy: return "BUSY";
+        case cause::user_busy:
+            return "BUSY";
         case cause::normal_circuit_congestion:
-        case cause::switch_congestion: return "CONGESTION";
+        case cause::switch_congestion:
+            return "CONGESTION";
         case cause::no_answer:
         case cause::no_user_response:
-        case cause::normal_clearing: return "NO ANSWER";
-        default: return "FAILED";
+        case cause::normal_clearing:
+            return "NO ANSWER";
+        default:
+            return "FAILED";
     }
 }
 
@@ -120,8 +126,8 @@ void CdrEngine::run() {
                 }
                 if (ok) break;
                 if (attempt == 3) {
-                    core_.log().error("CDR back-end {} lost record {} ({} -> {}, {}s): {}", name, rec.uniqueid,
-                                      rec.src, rec.dst, rec.duration, error);
+                    core_.log().error("CDR back-end {} lost record {} ({} -> {}, {}s): {}", name, rec.uniqueid, rec.src,
+                                      rec.dst, rec.duration, error);
                     break;
                 }
                 core_.log().warning("CDR back-end {} failed (retrying): {}", name, error);

@@ -14,11 +14,16 @@ namespace tandem {
 
 std::string_view to_string(ChannelState s) {
     switch (s) {
-        case ChannelState::down: return "Down";
-        case ChannelState::ring: return "Ring";
-        case ChannelState::ringing: return "Ringing";
-        case ChannelState::up: return "Up";
-        case ChannelState::hungup: return "Hungup";
+        case ChannelState::down:
+            return "Down";
+        case ChannelState::ring:
+            return "Ring";
+        case ChannelState::ringing:
+            return "Ringing";
+        case ChannelState::up:
+            return "Up";
+        case ChannelState::hungup:
+            return "Hungup";
     }
     return "Unknown";
 }
@@ -51,7 +56,9 @@ void Channel::set_state(ChannelState s) {
 }
 
 namespace {
-bool name_eq(std::string_view a, std::string_view b) { return a == b; }
+bool name_eq(std::string_view a, std::string_view b) {
+    return a == b;
+}
 }  // namespace
 
 std::optional<std::string> Channel::variable(std::string_view name) const {

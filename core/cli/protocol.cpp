@@ -25,7 +25,8 @@ bool is_known(FrameType type) {
         case FrameType::matches:
         case FrameType::command:
         case FrameType::complete:
-        case FrameType::verbosity: return true;
+        case FrameType::verbosity:
+            return true;
     }
     return false;
 }
@@ -76,8 +77,8 @@ std::optional<Frame> Decoder::next() {
     const std::size_t avail = buf_.size() - pos_;
     if (avail < frame_header_length) return std::nullopt;
     const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + pos_);
-    const std::uint32_t n = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
-                            (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+    const std::uint32_t n =
+        (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
     if (n == 0 || n > max_frame_length) {
         failed_ = true;
         std::string().swap(buf_);

@@ -220,7 +220,8 @@ private:
                 }
                 break;
             }
-            default: break;
+            default:
+                break;
         }
         co_return;
     }
@@ -262,7 +263,9 @@ private:
 
 CliServer::CliServer(CoreImpl& core, asio::io_context& loop) : core_(core), loop_(loop) {}
 
-CliServer::~CliServer() { close(); }
+CliServer::~CliServer() {
+    close();
+}
 
 bool CliServer::listen(const fs::path& path, std::string& error) {
     path_ = path;

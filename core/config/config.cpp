@@ -31,7 +31,9 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -40,13 +42,17 @@ bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
-std::string single_quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string single_quoted(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
 
 // --- glob support ----------------------------------------------------------
 // Only the standard library is used, so shell-style matching is done here:
 // '*', '?', and bracket classes such as [abc], [a-z], [!x] / [^x].
 
-bool has_wildcard(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+bool has_wildcard(std::string_view s) {
+    return s.find_first_of("*?[") != std::string_view::npos;
+}
 
 // Matches one bracket class starting at pattern[p] == '['. On success stores
 // the index just past ']' in `next` and whether `c` is a member in `hit`.
@@ -155,8 +161,7 @@ std::vector<fs::path> expand_glob(const fs::path& start, const fs::path& pattern
         std::error_code ec;
         if (fs::is_regular_file(c, ec)) out.push_back(c.lexically_normal());
     }
-    std::sort(out.begin(), out.end(),
-              [](const fs::path& a, const fs::path& b) { return a.string() < b.string(); });
+    std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) { return a.string() < b.string(); });
     return out;
 }
 
@@ -199,8 +204,7 @@ public:
 
     // Parses one buffer. `key` identifies the file for loop detection (its
     // canonical path, or "" for in-memory text).
-    void parse_buffer(std::string_view text, const std::string& display, const fs::path& base,
-                      const std::string& key);
+    void parse_buffer(std::string_view text, const std::string& display, const fs::path& base, const std::string& key);
 
 private:
     // Per-file state: comments and error counts do not cross file borders.
@@ -213,8 +217,8 @@ private:
         int block_start = 0;  // line where the outermost one began
     };
 
-    std::vector<Frame*> stack_;            // files being parsed, outermost first
-    std::vector<std::string> stack_keys_;  // their loop-detection keys
+    std::vector<Frame*> stack_;                           // files being parsed, outermost first
+    std::vector<std::string> stack_keys_;                 // their loop-detection keys
     std::unordered_map<std::string, std::size_t> index_;  // section name -> position
     std::optional<std::size_t> current_;                  // section receiving variables
 
@@ -329,8 +333,7 @@ void Parser::handle_line(Frame& f, std::string_view line) {
     if (bad != line.end()) {
         static constexpr char hex[] = "0123456789ABCDEF";
         const auto u = static_cast<unsigned char>(*bad);
-        error(f, std::string("line contains binary data (byte 0x") + hex[u >> 4] + hex[u & 0xF] +
-                     "); ignored");
+        error(f, std::string("line contains binary data (byte 0x") + hex[u >> 4] + hex[u & 0xF] + "); ignored");
         return;
     }
 
@@ -389,8 +392,7 @@ void Parser::handle_section(Frame& f, std::string_view line) {
     }
 
     const Location here{f.display, f.line};
-    if (append && !index_.contains(name))
-        error(f, "cannot append to section [" + name + "]: it has not been declared");
+    if (append && !index_.contains(name)) error(f, "cannot append to section [" + name + "]: it has not been declared");
     const std::size_t idx = find_or_create(name, here);
     current_ = idx;
 
@@ -462,8 +464,7 @@ void Parser::handle_directive(Frame& f, std::string_view line) {
             return;
         }
         if (!trim(arg.substr(close + 1)).empty()) {
-            error(f, "#" + std::string(word) + ": unexpected text after file name " +
-                         single_quoted(arg));
+            error(f, "#" + std::string(word) + ": unexpected text after file name " + single_quoted(arg));
             return;
         }
         arg = trim(arg.substr(1, close - 1));
@@ -503,8 +504,8 @@ void Parser::include_one(Frame& f, const fs::path& path) {
     }
     // The top-level file is depth 0, so this allows 32 levels of #include.
     if (static_cast<int>(stack_.size()) > kMaxIncludeDepth) {
-        error(f, "includes nested too deeply (limit " + std::to_string(kMaxIncludeDepth) +
-                     ") at " + single_quoted(path.string()));
+        error(f, "includes nested too deeply (limit " + std::to_string(kMaxIncludeDepth) + ") at " +
+                     single_quoted(path.string()));
         return;
     }
     std::string why;
@@ -527,7 +528,9 @@ std::string Location::str() const {
     return line > 0 ? file + ":" + std::to_string(line) : file;
 }
 
-std::string Diagnostic::str() const { return where.str() + ": " + message; }
+std::string Diagnostic::str() const {
+    return where.str() + ": " + message;
+}
 
 const Variable* Section::find(std::string_view n) const {
     for (auto it = variables.rbegin(); it != variables.rend(); ++it)
@@ -570,8 +573,7 @@ ParseResult parse_file(const fs::path& path) {
     return std::move(p.result);
 }
 
-ParseResult parse_text(std::string_view text, std::string display_name,
-                       const fs::path& include_base) {
+ParseResult parse_text(std::string_view text, std::string display_name, const fs::path& include_base) {
     Parser p;
     p.result.file.path = display_name;
     p.parse_buffer(text, display_name, include_base, std::string{});
@@ -662,13 +664,17 @@ std::string range_text(const OptionSpec& spec, const char* unit) {
 // What a valid value looks like, for error messages.
 std::string expectation(const OptionSpec& spec) {
     switch (spec.type) {
-    case OptionType::integer: return "an integer" + range_text(spec, "");
-    case OptionType::boolean: return "a boolean (yes/no, true/false, on/off, 1/0)";
-    case OptionType::duration:
-        return "a duration such as 500ms, 30s, 5m or 2h" + range_text(spec, "ms");
-    case OptionType::choice: return "one of " + join(spec.choices);
-    case OptionType::string:
-    case OptionType::list: break;
+        case OptionType::integer:
+            return "an integer" + range_text(spec, "");
+        case OptionType::boolean:
+            return "a boolean (yes/no, true/false, on/off, 1/0)";
+        case OptionType::duration:
+            return "a duration such as 500ms, 30s, 5m or 2h" + range_text(spec, "ms");
+        case OptionType::choice:
+            return "one of " + join(spec.choices);
+        case OptionType::string:
+        case OptionType::list:
+            break;
     }
     return "a string";
 }
@@ -682,53 +688,52 @@ bool interpret(const OptionSpec& spec, std::string_view raw, Value& v) {
     v.number = 0;
     v.items.clear();
     switch (spec.type) {
-    case OptionType::string: return true;
-    case OptionType::list: v.items = split_list(text); return true;
-    case OptionType::integer:
-    case OptionType::duration: {
-        const auto n = spec.type == OptionType::integer ? parse_integer(text) : parse_duration(text);
-        if (!n || *n < spec.min || *n > spec.max) return false;
-        v.number = *n;
-        return true;
-    }
-    case OptionType::boolean: {
-        const auto b = parse_boolean(text);
-        if (!b) return false;
-        v.number = *b ? 1 : 0;
-        return true;
-    }
-    case OptionType::choice:
-        for (const auto& c : spec.choices) {
-            if (iequals(c, text)) {
-                v.text = c;
-                return true;
-            }
+        case OptionType::string:
+            return true;
+        case OptionType::list:
+            v.items = split_list(text);
+            return true;
+        case OptionType::integer:
+        case OptionType::duration: {
+            const auto n = spec.type == OptionType::integer ? parse_integer(text) : parse_duration(text);
+            if (!n || *n < spec.min || *n > spec.max) return false;
+            v.number = *n;
+            return true;
         }
-        return false;
+        case OptionType::boolean: {
+            const auto b = parse_boolean(text);
+            if (!b) return false;
+            v.number = *b ? 1 : 0;
+            return true;
+        }
+        case OptionType::choice:
+            for (const auto& c : spec.choices) {
+                if (iequals(c, text)) {
+                    v.text = c;
+                    return true;
+                }
+            }
+            return false;
     }
     return false;
 }
 
 }  // namespace
 
-std::vector<Diagnostic> bind(const Section& s, std::span<const OptionSpec> schema, Options& out,
-                             bool allow_unknown) {
+std::vector<Diagnostic> bind(const Section& s, std::span<const OptionSpec> schema, Options& out, bool allow_unknown) {
     out.values_.clear();
     // Defaults first; a schema that contradicts itself is a programming error.
     for (const auto& spec : schema) {
         if (spec.name.empty()) throw std::invalid_argument("config schema: option with empty name");
         if (spec.type == OptionType::choice && spec.choices.empty())
-            throw std::invalid_argument("config schema: choice option '" + spec.name +
-                                        "' has no choices");
+            throw std::invalid_argument("config schema: choice option '" + spec.name + "' has no choices");
         Options::Value v;
         v.type = spec.type;
         if (!spec.default_value.empty() && !interpret(spec, spec.default_value, v))
-            throw std::invalid_argument("config schema: default '" + spec.default_value +
-                                        "' of option '" + spec.name + "' is not " +
-                                        expectation(spec));
+            throw std::invalid_argument("config schema: default '" + spec.default_value + "' of option '" + spec.name +
+                                        "' is not " + expectation(spec));
         if (!out.values_.emplace(spec.name, std::move(v)).second)
-            throw std::invalid_argument("config schema: option '" + spec.name +
-                                        "' declared twice");
+            throw std::invalid_argument("config schema: option '" + spec.name + "' declared twice");
     }
 
     // One pass in file order. Only the effective (last) occurrence of an
@@ -736,8 +741,8 @@ std::vector<Diagnostic> bind(const Section& s, std::span<const OptionSpec> schem
     std::vector<Diagnostic> diags;
     std::vector<std::string> reported_unknown;
     for (const auto& var : s.variables) {
-        const auto spec = std::find_if(schema.begin(), schema.end(),
-                                       [&](const OptionSpec& o) { return iequals(o.name, var.name); });
+        const auto spec =
+            std::find_if(schema.begin(), schema.end(), [&](const OptionSpec& o) { return iequals(o.name, var.name); });
         if (spec == schema.end()) {
             const bool seen = std::any_of(reported_unknown.begin(), reported_unknown.end(),
                                           [&](const std::string& n) { return iequals(n, var.name); });
@@ -750,8 +755,8 @@ std::vector<Diagnostic> bind(const Section& s, std::span<const OptionSpec> schem
         Options::Value v;
         if (!interpret(*spec, var.value, v)) {
             // Keep the default so the module can still run (and report more).
-            diags.push_back({var.where, "option '" + spec->name + "' must be " +
-                                            expectation(*spec) + ", got '" + var.value + "'"});
+            diags.push_back(
+                {var.where, "option '" + spec->name + "' must be " + expectation(*spec) + ", got '" + var.value + "'"});
             continue;
         }
         v.set = true;
@@ -760,28 +765,27 @@ std::vector<Diagnostic> bind(const Section& s, std::span<const OptionSpec> schem
     }
     for (const auto& spec : schema) {
         if (spec.required && !s.find(spec.name))
-            diags.push_back(
-                {s.where, "required option '" + spec.name + "' missing in [" + s.name + "]"});
+            diags.push_back({s.where, "required option '" + spec.name + "' missing in [" + s.name + "]"});
     }
     return diags;
 }
 
 const Options::Value& Options::lookup(std::string_view name) const {
     const auto it = values_.find(name);
-    if (it == values_.end())
-        throw std::out_of_range("config: option '" + std::string(name) + "' is not in the schema");
+    if (it == values_.end()) throw std::out_of_range("config: option '" + std::string(name) + "' is not in the schema");
     return it->second;
 }
 
 const Options::Value& Options::lookup(std::string_view name, OptionType type) const {
     const Value& v = lookup(name);
     if (v.type != type)
-        throw std::invalid_argument("config: option '" + std::string(name) +
-                                    "' read with the wrong type");
+        throw std::invalid_argument("config: option '" + std::string(name) + "' read with the wrong type");
     return v;
 }
 
-std::string Options::str(std::string_view name) const { return lookup(name).text; }
+std::string Options::str(std::string_view name) const {
+    return lookup(name).text;
+}
 long long Options::integer(std::string_view name) const {
     return lookup(name, OptionType::integer).number;
 }
@@ -794,7 +798,9 @@ std::chrono::milliseconds Options::duration(std::string_view name) const {
 std::vector<std::string> Options::list(std::string_view name) const {
     return lookup(name, OptionType::list).items;
 }
-bool Options::has(std::string_view name) const { return lookup(name).set; }
+bool Options::has(std::string_view name) const {
+    return lookup(name).set;
+}
 std::optional<Location> Options::where(std::string_view name) const {
     const Value& v = lookup(name);
     return v.set ? std::optional<Location>(v.where) : std::nullopt;

@@ -37,7 +37,9 @@ using Clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------------------
 // Small text helpers
 
-std::string errno_text(int e) { return std::generic_category().message(e); }
+std::string errno_text(int e) {
+    return std::generic_category().message(e);
+}
 
 std::string_view trim(std::string_view s) {
     const auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
@@ -227,26 +229,33 @@ std::optional<int> connect_and_greet(Connection& conn, const std::string& path, 
     for (;;) {
         Frame f;
         switch (wait_frame(conn, f, deadline)) {
-            case Wait::frame: break;
+            case Wait::frame:
+                break;
             case Wait::closed:
                 err << refusal << "Tandem at " << path << " closed the connection\n";
                 return 1;
-            case Wait::broken: report_protocol_error(path, err); return 1;
+            case Wait::broken:
+                report_protocol_error(path, err);
+                return 1;
             case Wait::timeout:
-                err << "Tandem at " << path << " did not answer within " << describe(options.greeting_timeout)
-                    << '\n';
+                err << "Tandem at " << path << " did not answer within " << describe(options.greeting_timeout) << '\n';
                 return 1;
         }
         switch (f.type) {
-            case FrameType::greeting: greeting = std::move(f.payload); return std::nullopt;
-            case FrameType::output: refusal += f.payload; break;
+            case FrameType::greeting:
+                greeting = std::move(f.payload);
+                return std::nullopt;
+            case FrameType::output:
+                refusal += f.payload;
+                break;
             case FrameType::result: {
                 if (!refusal.empty() && refusal.back() != '\n') refusal += '\n';
                 err << refusal;
                 const int status = parse_status(f.payload);
                 return status == 0 ? 1 : status;
             }
-            default: break;
+            default:
+                break;
         }
     }
 }
@@ -315,14 +324,17 @@ public:
 
     Route route(const Frame& f) {
         switch (f.type) {
-            case FrameType::log: return Route::log;
+            case FrameType::log:
+                return Route::log;
             case FrameType::output:
-                return !queue_.empty() && queue_.front().kind == Kind::command && queue_.front().wanted
-                           ? Route::output
-                           : Route::ignore;
-            case FrameType::result: return pop(Kind::command) ? Route::result : Route::ignore;
-            case FrameType::matches: return pop(Kind::completion) ? Route::matches : Route::ignore;
-            default: return Route::ignore;
+                return !queue_.empty() && queue_.front().kind == Kind::command && queue_.front().wanted ? Route::output
+                                                                                                        : Route::ignore;
+            case FrameType::result:
+                return pop(Kind::command) ? Route::result : Route::ignore;
+            case FrameType::matches:
+                return pop(Kind::completion) ? Route::matches : Route::ignore;
+            default:
+                return Route::ignore;
         }
     }
 
@@ -427,7 +439,7 @@ private:
     std::optional<std::string> matches_;
 
     bool line_done_ = false;
-    std::optional<std::string> line_;  // nullopt: end of input
+    std::optional<std::string> line_;        // nullopt: end of input
     std::optional<std::size_t> redraw_row_;  // the line changed behind libedit's back
 
     std::string last_history_;
@@ -597,7 +609,9 @@ void Interactive::redraw_input(std::size_t row) {
     at_line_start_ = true;
 }
 
-void Interactive::erase_input() { redraw_input(cursor_row(rl_point > 0 ? static_cast<std::size_t>(rl_point) : 0)); }
+void Interactive::erase_input() {
+    redraw_input(cursor_row(rl_point > 0 ? static_cast<std::size_t>(rl_point) : 0));
+}
 
 // Ctrl-C at the prompt: keep what was typed on screen, start a fresh line.
 void Interactive::discard_input() {
@@ -633,9 +647,14 @@ void Interactive::handle(const Frame& f) {
             flush_logs();
             write_out(f.payload);
             break;
-        case Replies::Route::result: result_ = parse_status(f.payload); break;
-        case Replies::Route::matches: matches_ = f.payload; break;
-        case Replies::Route::ignore: break;
+        case Replies::Route::result:
+            result_ = parse_status(f.payload);
+            break;
+        case Replies::Route::matches:
+            matches_ = f.payload;
+            break;
+        case Replies::Route::ignore:
+            break;
     }
 }
 
@@ -810,9 +829,9 @@ int Interactive::run(const std::string& greeting, const std::string& level) {
     ansi_ = term && *term && std::strcmp(term, "dumb") != 0;
     // No SA_RESTART: poll() must return on Ctrl-C and on a window resize.
     // libedit's own handlers, active at the prompt, pass these on to ours.
-    struct sigaction sa{};
-    struct sigaction old_sigint{};
-    struct sigaction old_sigwinch{};
+    struct sigaction sa {};
+    struct sigaction old_sigint {};
+    struct sigaction old_sigwinch {};
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = &on_sigint;
     ::sigaction(SIGINT, &sa, &old_sigint);
@@ -837,7 +856,8 @@ int Interactive::run(const std::string& greeting, const std::string& level) {
         outcome = run_line(command);
     }
     switch (outcome) {
-        case Outcome::ok: break;
+        case Outcome::ok:
+            break;
         case Outcome::eof:
             if (!at_line_start_) write_out("\n");
             break;
@@ -884,13 +904,17 @@ int run_command(const std::string& socket_path, const std::string& command, std:
     for (;;) {
         Frame f;
         switch (wait_frame(conn, f, std::nullopt)) {
-            case Wait::frame: break;
+            case Wait::frame:
+                break;
             case Wait::closed:
             case Wait::timeout:
                 out.flush();
                 err << "Disconnected from Tandem before the command finished\n";
                 return 1;
-            case Wait::broken: out.flush(); report_protocol_error(socket_path, err); return 1;
+            case Wait::broken:
+                out.flush();
+                report_protocol_error(socket_path, err);
+                return 1;
         }
         if (f.type == FrameType::output) {
             out << f.payload;
@@ -960,10 +984,13 @@ int run_script(const std::string& socket_path, const std::string& verbosity, int
         for (bool done = false; !done;) {
             Frame f;
             switch (wait_frame(conn, f, std::nullopt)) {
-                case Wait::frame: break;
+                case Wait::frame:
+                    break;
                 case Wait::closed:
-                case Wait::timeout: return disconnected();
-                case Wait::broken: return broken();
+                case Wait::timeout:
+                    return disconnected();
+                case Wait::broken:
+                    return broken();
             }
             switch (f.type) {
                 case FrameType::output:
@@ -975,7 +1002,8 @@ int run_script(const std::string& socket_path, const std::string& verbosity, int
                     last = parse_status(f.payload);
                     done = true;
                     break;
-                default: break;
+                default:
+                    break;
             }
         }
     }

@@ -30,8 +30,8 @@ struct ClientOptions {
 // command). Connection problems are reported on `err` and return 1:
 //   Unable to connect to Tandem at <path>: <reason> (is tandem running?)
 // A command may run as long as it likes; there is no timeout once it is sent.
-int run_command(const std::string& socket_path, const std::string& command, std::ostream& out,
-                std::ostream& err, const ClientOptions& options = {});
+int run_command(const std::string& socket_path, const std::string& command, std::ostream& out, std::ostream& err,
+                const ClientOptions& options = {});
 
 // `tandem -r` / `tandem -c`: prints the greeting, asks for log lines at
 // `verbosity` (trace|debug|info|notice|warning|error|off, case-insensitive;

@@ -130,8 +130,7 @@ void register_apps(Registrar& r) {
                      }});
 
     r.app("Hangup", {"Hang up the calling channel", "Hangup([causecode])",
-                     "Hangs up with the given Q.850 cause (a number or a name such as USER_BUSY); 16 by default.",
-                     0, 1,
+                     "Hangs up with the given Q.850 cause (a number or a name such as USER_BUSY); 16 by default.", 0, 1,
                      [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
                          int cause = a[0].empty() ? cause::normal_clearing : cause::parse(a[0]);
                          if (!cause) {
@@ -142,8 +141,8 @@ void register_apps(Registrar& r) {
                          co_return AppResult::hangup;
                      }});
 
-    r.app("NoOp", {"Do nothing", "NoOp([text])", "Does nothing; its argument is substituted, which helps debugging.",
-                   0, -1, [](Channel&, const AppArgs&) -> awaitable<AppResult> { co_return AppResult::next; }});
+    r.app("NoOp", {"Do nothing", "NoOp([text])", "Does nothing; its argument is substituted, which helps debugging.", 0,
+                   -1, [](Channel&, const AppArgs&) -> awaitable<AppResult> { co_return AppResult::next; }});
 
     r.app("Wait", {"Wait for a number of seconds", "Wait(seconds)",
                    "Waits for the given number of seconds (decimals allowed), or until hangup.", 1, 1,
@@ -166,8 +165,7 @@ void register_apps(Registrar& r) {
     r.app("GotoIf", {"Conditional goto", "GotoIf(condition?[labeliftrue]:[labeliffalse])",
                      "Jumps to labeliftrue when the condition is true (non-empty and not 0), else to "
                      "labeliffalse; an empty label continues at the next priority.",
-                     1, -1,
-                     [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
+                     1, -1, [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
                          auto cond = split_conditional(a.raw);
                          if (!cond.has_question) {
                              core.log().warning("{}: GotoIf needs condition?label1:label2", c.name());
@@ -178,24 +176,22 @@ void register_apps(Registrar& r) {
                          co_return AppResult::next;
                      }});
 
-    r.app("GotoIfTime", {"Conditional goto on the current time",
-                         "GotoIfTime(times,weekdays,mdays,months[,timezone]?[labeliftrue]:[labeliffalse])",
-                         "Jumps when the current time matches, e.g. GotoIfTime(9:00-17:00,mon-fri,*,*?open:closed).",
-                         1, -1,
-                         [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
-                             auto cond = split_conditional(a.raw);
-                             std::string err;
-                             auto spec = TimeSpec::parse(cond.cond, err);
-                             if (!spec || !cond.has_question) {
-                                 core.log().warning("{}: GotoIfTime: {}", c.name(),
-                                                    spec ? "needs ?label1:label2" : err);
-                                 co_return AppResult::next;
-                             }
-                             auto& target = spec->matches(std::chrono::system_clock::now()) ? cond.if_true
-                                                                                            : cond.if_false;
-                             if (!trim(target).empty()) jump(c, target);
-                             co_return AppResult::next;
-                         }});
+    r.app("GotoIfTime",
+          {"Conditional goto on the current time",
+           "GotoIfTime(times,weekdays,mdays,months[,timezone]?[labeliftrue]:[labeliffalse])",
+           "Jumps when the current time matches, e.g. GotoIfTime(9:00-17:00,mon-fri,*,*?open:closed).", 1, -1,
+           [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
+               auto cond = split_conditional(a.raw);
+               std::string err;
+               auto spec = TimeSpec::parse(cond.cond, err);
+               if (!spec || !cond.has_question) {
+                   core.log().warning("{}: GotoIfTime: {}", c.name(), spec ? "needs ?label1:label2" : err);
+                   co_return AppResult::next;
+               }
+               auto& target = spec->matches(std::chrono::system_clock::now()) ? cond.if_true : cond.if_false;
+               if (!trim(target).empty()) jump(c, target);
+               co_return AppResult::next;
+           }});
 
     r.app("Gosub", {"Jump to a subroutine, which returns with Return()",
                     "Gosub([[context,]exten,]priority[(arg1[,...][,argN])])",
@@ -226,8 +222,10 @@ void register_apps(Registrar& r) {
                             f.local_names.push_back(name);
                         }
                         f.arg_count = args.size();
-                        for (std::size_t i = 1; i <= std::max(prev, args.size()); ++i) c.unset_variable("ARG" + std::to_string(i));
-                        for (std::size_t i = 0; i < args.size(); ++i) c.set_variable("ARG" + std::to_string(i + 1), args[i]);
+                        for (std::size_t i = 1; i <= std::max(prev, args.size()); ++i)
+                            c.unset_variable("ARG" + std::to_string(i));
+                        for (std::size_t i = 0; i < args.size(); ++i)
+                            c.set_variable("ARG" + std::to_string(i + 1), args[i]);
                         c.gosub_stack().push_back(std::move(f));
                         if (!jump(c, target)) {
                             core.log().warning("{}: Gosub: bad target '{}'", c.name(), target);
@@ -256,8 +254,7 @@ void register_apps(Registrar& r) {
     r.app("Set", {"Set a channel variable or function value", "Set(name=value)",
                   "Sets a variable (`_name`/`__name` are inherited by channels this one calls) or writes a "
                   "function such as DB(family/key)=value or GLOBAL(name)=value.",
-                  1, -1,
-                  [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
+                  1, -1, [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
                       auto eq = a.raw.find('=');
                       if (eq == std::string::npos) {
                           core.log().warning("{}: Set requires name=value, got '{}'", c.name(), a.raw);
@@ -283,11 +280,11 @@ void register_apps(Registrar& r) {
                   }});
 
     r.app("Verbose", {"Send a message to the log", "Verbose([level,]message)",
-                      "Logs the message at info level (the numeric verbosity level is accepted for compatibility).",
-                      0, -1,
-                      [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
+                      "Logs the message at info level (the numeric verbosity level is accepted for compatibility).", 0,
+                      -1, [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
                           std::string_view msg = a.raw;
-                          if (a.size() >= 2 && to_number(a[0])) msg = std::string_view(a.raw).substr(a.raw.find(',') + 1);
+                          if (a.size() >= 2 && to_number(a[0]))
+                              msg = std::string_view(a.raw).substr(a.raw.find(',') + 1);
                           core.log().info("{}: {}", c.name(), msg);
                           co_return AppResult::next;
                       }});
@@ -307,25 +304,25 @@ void register_apps(Registrar& r) {
                       co_return AppResult::next;
                   }});
 
-    r.app("ExecIf", {"Run an application if a condition is true",
-                     "ExecIf(expression?appiftrue(args)[:appiffalse(args)])",
-                     "Runs appiftrue when the expression is true, else appiffalse if given.", 1, -1,
-                     [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
-                         auto cond = split_conditional(a.raw);
-                         if (!cond.has_question) {
-                             core.log().warning("{}: ExecIf needs expression?app(args)", c.name());
-                             co_return AppResult::next;
-                         }
-                         std::string call(trim(truthy(cond.cond) ? cond.if_true : cond.if_false));
-                         if (call.empty()) co_return AppResult::next;
-                         std::string app = call, args;
-                         if (auto open = call.find('('); open != std::string::npos) {
-                             app = call.substr(0, open);
-                             auto close = call.rfind(')');
-                             args = call.substr(open + 1, (close == std::string::npos ? call.size() : close) - open - 1);
-                         }
-                         co_return co_await exec_app(core, c, app, args);
-                     }});
+    r.app("ExecIf",
+          {"Run an application if a condition is true", "ExecIf(expression?appiftrue(args)[:appiffalse(args)])",
+           "Runs appiftrue when the expression is true, else appiffalse if given.", 1, -1,
+           [&core](Channel& c, const AppArgs& a) -> awaitable<AppResult> {
+               auto cond = split_conditional(a.raw);
+               if (!cond.has_question) {
+                   core.log().warning("{}: ExecIf needs expression?app(args)", c.name());
+                   co_return AppResult::next;
+               }
+               std::string call(trim(truthy(cond.cond) ? cond.if_true : cond.if_false));
+               if (call.empty()) co_return AppResult::next;
+               std::string app = call, args;
+               if (auto open = call.find('('); open != std::string::npos) {
+                   app = call.substr(0, open);
+                   auto close = call.rfind(')');
+                   args = call.substr(open + 1, (close == std::string::npos ? call.size() : close) - open - 1);
+               }
+               co_return co_await exec_app(core, c, app, args);
+           }});
 
     r.app("Progress", {"Indicate progress (early media)", "Progress()", "Sends a progress indication (SIP 183).", 0, 0,
                        [](Channel& c, const AppArgs&) -> awaitable<AppResult> {
@@ -350,8 +347,8 @@ void register_apps(Registrar& r) {
         };
     };
     r.app("Busy", {"Indicate busy and wait for hangup", "Busy([timeout])",
-                   "Sends a busy indication (SIP 486) and waits for the caller to hang up or `timeout` seconds.",
-                   0, 1, tone_app(Indication::busy, cause::user_busy)});
+                   "Sends a busy indication (SIP 486) and waits for the caller to hang up or `timeout` seconds.", 0, 1,
+                   tone_app(Indication::busy, cause::user_busy)});
     r.app("Congestion", {"Indicate congestion and wait for hangup", "Congestion([timeout])",
                          "Sends a congestion indication (SIP 503) and waits for hangup or `timeout` seconds.", 0, 1,
                          tone_app(Indication::congestion, cause::normal_circuit_congestion)});
@@ -360,46 +357,49 @@ void register_apps(Registrar& r) {
 void register_functions(Registrar& r) {
     CoreImpl& core = r.core;
 
-    r.fn("CALLERID", {"Caller ID of the channel", "CALLERID(datatype)",
-                      "datatype is name, num, all (\"name\" <num>), dnid or ani.",
-                      [](Channel* c, std::string_view args, std::string& err) -> std::optional<std::string> {
-                          if (!c) {
-                              err = "CALLERID needs a channel";
-                              return std::nullopt;
-                          }
-                          auto f = trim(args);
-                          if (f == "name") return c->caller().name;
-                          if (f == "num" || f == "number" || f == "ani") return c->caller().number;
-                          if (f == "dnid") return c->dialed_number();
-                          if (f == "all")
-                              return c->caller().name.empty() ? c->caller().number
-                                                              : "\"" + c->caller().name + "\" <" + c->caller().number + ">";
-                          err = "CALLERID: unknown datatype '" + std::string(f) + "'";
-                          return std::nullopt;
-                      },
-                      [](Channel* c, std::string_view args, std::string_view value, std::string& err) {
-                          if (!c) return false;
-                          auto f = trim(args);
-                          if (f == "name") c->caller().name = std::string(value);
-                          else if (f == "num" || f == "number" || f == "ani") c->caller().number = std::string(value);
-                          else if (f == "dnid") c->dialed_number() = std::string(value);
-                          else if (f == "all") {
-                              auto lt = value.find('<'), gt = value.find('>');
-                              if (lt != std::string_view::npos && gt != std::string_view::npos && gt > lt) {
-                                  auto name = trim(value.substr(0, lt));
-                                  if (name.size() >= 2 && name.front() == '"' && name.back() == '"')
-                                      name = name.substr(1, name.size() - 2);
-                                  c->caller().name = std::string(name);
-                                  c->caller().number = std::string(value.substr(lt + 1, gt - lt - 1));
-                              } else {
-                                  c->caller().number = std::string(trim(value));
-                              }
-                          } else {
-                              err = "CALLERID: unknown datatype '" + std::string(f) + "'";
-                              return false;
-                          }
-                          return true;
-                      }});
+    r.fn("CALLERID",
+         {"Caller ID of the channel", "CALLERID(datatype)", "datatype is name, num, all (\"name\" <num>), dnid or ani.",
+          [](Channel* c, std::string_view args, std::string& err) -> std::optional<std::string> {
+              if (!c) {
+                  err = "CALLERID needs a channel";
+                  return std::nullopt;
+              }
+              auto f = trim(args);
+              if (f == "name") return c->caller().name;
+              if (f == "num" || f == "number" || f == "ani") return c->caller().number;
+              if (f == "dnid") return c->dialed_number();
+              if (f == "all")
+                  return c->caller().name.empty() ? c->caller().number
+                                                  : "\"" + c->caller().name + "\" <" + c->caller().number + ">";
+              err = "CALLERID: unknown datatype '" + std::string(f) + "'";
+              return std::nullopt;
+          },
+          [](Channel* c, std::string_view args, std::string_view value, std::string& err) {
+              if (!c) return false;
+              auto f = trim(args);
+              if (f == "name")
+                  c->caller().name = std::string(value);
+              else if (f == "num" || f == "number" || f == "ani")
+                  c->caller().number = std::string(value);
+              else if (f == "dnid")
+                  c->dialed_number() = std::string(value);
+              else if (f == "all") {
+                  auto lt = value.find('<'), gt = value.find('>');
+                  if (lt != std::string_view::npos && gt != std::string_view::npos && gt > lt) {
+                      auto name = trim(value.substr(0, lt));
+                      if (name.size() >= 2 && name.front() == '"' && name.back() == '"')
+                          name = name.substr(1, name.size() - 2);
+                      c->caller().name = std::string(name);
+                      c->caller().number = std::string(value.substr(lt + 1, gt - lt - 1));
+                  } else {
+                      c->caller().number = std::string(trim(value));
+                  }
+              } else {
+                  err = "CALLERID: unknown datatype '" + std::string(f) + "'";
+                  return false;
+              }
+              return true;
+          }});
 
     r.fn("IF", {"Conditional value", "IF(expression?truevalue:falsevalue)",
                 "Returns truevalue when the expression is true, else falsevalue.",
@@ -517,24 +517,26 @@ void register_functions(Registrar& r) {
                     if (!family_key(args, fam, key, err)) return false;
                     return core.kv().put(fam, key, value, &err);
                 }});
-    r.fn("DB_EXISTS", {"Whether a key exists in the key/value store", "DB_EXISTS(family/key)",
-                       "Returns 1 and sets ${DB_RESULT} when family/key exists, else 0.",
-                       [&core, family_key](Channel* c, std::string_view args, std::string& err) -> std::optional<std::string> {
-                           std::string fam, key;
-                           if (!family_key(args, fam, key, err)) return std::nullopt;
-                           auto v = core.kv().get(fam, key);
-                           if (c && v) c->set_variable("DB_RESULT", *v);
-                           return v ? "1" : "0";
-                       }});
-    r.fn("DB_DELETE", {"Read and delete a key of the key/value store", "DB_DELETE(family/key)",
-                       "Returns the value of family/key and deletes it.",
-                       [&core, family_key](Channel*, std::string_view args, std::string& err) -> std::optional<std::string> {
-                           std::string fam, key;
-                           if (!family_key(args, fam, key, err)) return std::nullopt;
-                           auto v = core.kv().get(fam, key);
-                           core.kv().del(fam, key);
-                           return v.value_or("");
-                       }});
+    r.fn("DB_EXISTS",
+         {"Whether a key exists in the key/value store", "DB_EXISTS(family/key)",
+          "Returns 1 and sets ${DB_RESULT} when family/key exists, else 0.",
+          [&core, family_key](Channel* c, std::string_view args, std::string& err) -> std::optional<std::string> {
+              std::string fam, key;
+              if (!family_key(args, fam, key, err)) return std::nullopt;
+              auto v = core.kv().get(fam, key);
+              if (c && v) c->set_variable("DB_RESULT", *v);
+              return v ? "1" : "0";
+          }});
+    r.fn("DB_DELETE",
+         {"Read and delete a key of the key/value store", "DB_DELETE(family/key)",
+          "Returns the value of family/key and deletes it.",
+          [&core, family_key](Channel*, std::string_view args, std::string& err) -> std::optional<std::string> {
+              std::string fam, key;
+              if (!family_key(args, fam, key, err)) return std::nullopt;
+              auto v = core.kv().get(fam, key);
+              core.kv().del(fam, key);
+              return v.value_or("");
+          }});
 
     r.fn("STRFTIME", {"Format a time", "STRFTIME([epoch][,[timezone][,format]])",
                       "Formats epoch (default now) in the timezone (default local) with a strftime format "
@@ -582,7 +584,8 @@ void register_functions(Registrar& r) {
                         if (a.size() < 3 || a[2].empty()) return "1";
                         int n = 0;
                         auto [p, ec] = std::from_chars(a[2].data(), a[2].data() + a[2].size(), n);
-                        if (ec == std::errc() && p == a[2].data() + a[2].size()) return ext->find_priority(n) ? "1" : "0";
+                        if (ec == std::errc() && p == a[2].data() + a[2].size())
+                            return ext->find_priority(n) ? "1" : "0";
                         return ext->find_label(a[2]) ? "1" : "0";
                     }});
 
@@ -614,9 +617,12 @@ void register_functions(Registrar& r) {
                      [](Channel* c, std::string_view args, std::string_view value, std::string& err) {
                          if (!c) return false;
                          auto f = trim(args);
-                         if (f == "language") c->language() = std::string(value);
-                         else if (f == "accountcode") c->accountcode() = std::string(value);
-                         else if (f == "userfield") c->userfield() = std::string(value);
+                         if (f == "language")
+                             c->language() = std::string(value);
+                         else if (f == "accountcode")
+                             c->accountcode() = std::string(value);
+                         else if (f == "userfield")
+                             c->userfield() = std::string(value);
                          else {
                              err = "CHANNEL: item '" + std::string(f) + "' is read-only or unknown";
                              return false;

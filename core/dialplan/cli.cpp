@@ -18,7 +18,9 @@ namespace tandem::dialplan {
 
 namespace {
 
-std::string app_call(const Priority& p) { return p.app + "(" + p.args + ")"; }
+std::string app_call(const Priority& p) {
+    return p.app + "(" + p.args + ")";
+}
 
 void show_extension(CliOutput& out, const Extension& e) {
     auto name = e.cid.empty() ? e.name : e.name + "/" + e.cid;
@@ -63,21 +65,21 @@ struct TraceDriver final : ChannelDriver {};
 }  // namespace
 
 void register_cli(CoreImpl& core, std::vector<Registration>& out) {
-    out.push_back(core.technologies().add(
-        "Trace",
-        ChannelTechnology{"Test calls with no phone (dialplan trace)",
-                          [](Core& c, const ChannelRequest& req, int&) {
-                              return c.create_channel("Trace", "Trace/" + req.destination,
-                                                      std::make_unique<TraceDriver>(), c.pick_loop());
-                          }},
-        &core.core_use()));
+    out.push_back(core.technologies().add("Trace",
+                                          ChannelTechnology{"Test calls with no phone (dialplan trace)",
+                                                            [](Core& c, const ChannelRequest& req, int&) {
+                                                                return c.create_channel(
+                                                                    "Trace", "Trace/" + req.destination,
+                                                                    std::make_unique<TraceDriver>(), c.pick_loop());
+                                                            }},
+                                          &core.core_use()));
     auto add = [&](std::vector<std::string> words, std::string summary, std::string usage,
                    std::function<awaitable<int>(CliRequest&)> h, decltype(CliCommand::complete) comp = nullptr) {
         std::string key;
         for (auto& w : words) key += (key.empty() ? "" : " ") + w;
-        out.push_back(core.cli_commands().add(key, CliCommand{std::move(words), std::move(summary), std::move(usage),
-                                                              std::move(h), std::move(comp)},
-                                              &core.core_use()));
+        out.push_back(core.cli_commands().add(
+            key, CliCommand{std::move(words), std::move(summary), std::move(usage), std::move(h), std::move(comp)},
+            &core.core_use()));
     };
     auto contexts = [&core](const std::vector<std::string>&, std::size_t, std::string_view) {
         std::vector<std::string> n;
@@ -85,7 +87,8 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
         return n;
     };
 
-    add({"dialplan", "show"}, "Show the dialplan, a context, or what an extension matches",
+    add(
+        {"dialplan", "show"}, "Show the dialplan, a context, or what an extension matches",
         "Usage: dialplan show [[EXTEN@]CONTEXT]\n"
         "  With EXTEN@CONTEXT, shows the extensions that number would reach, in the order they are tried.",
         [&core](CliRequest& r) -> awaitable<int> {
@@ -136,7 +139,8 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
         },
         contexts);
 
-    add({"dialplan", "reload"}, "Reload extensions.conf", "Usage: dialplan reload\n"
+    add({"dialplan", "reload"}, "Reload extensions.conf",
+        "Usage: dialplan reload\n"
         "  Builds a new dialplan and swaps it in at once; on any error the running plan is kept.",
         [&core](CliRequest& r) -> awaitable<int> {
             std::vector<std::string> problems;
@@ -153,7 +157,8 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
             co_return ok ? cli_status::ok : cli_status::failure;
         });
 
-    add({"dialplan", "trace"}, "Run a test call through the dialplan and show every step",
+    add(
+        {"dialplan", "trace"}, "Run a test call through the dialplan and show every step",
         "Usage: dialplan trace EXTEN@CONTEXT [CALLERID] [timeout SECONDS]\n"
         "  Runs a call with no phone (a Trace channel, answered at once) from EXTEN@CONTEXT and prints each\n"
         "  priority executed and each variable set, until the call ends or the timeout (default 30 s).",

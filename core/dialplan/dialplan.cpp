@@ -40,9 +40,12 @@ std::pair<std::string_view, std::string_view> split_first(std::string_view s) {
     int depth = 0;
     for (std::size_t i = 0; i < s.size(); ++i) {
         char c = s[i];
-        if (c == '(') ++depth;
-        else if (c == ')' && depth > 0) --depth;
-        else if (c == ',' && depth == 0) return {s.substr(0, i), s.substr(i + 1)};
+        if (c == '(')
+            ++depth;
+        else if (c == ')' && depth > 0)
+            --depth;
+        else if (c == ',' && depth == 0)
+            return {s.substr(0, i), s.substr(i + 1)};
     }
     return {s, std::string_view{}};
 }
@@ -121,10 +124,12 @@ struct Builder {
             e.hint = std::string(trim(app_part));
             return;
         } else if (prio_text == "n") {
-            if (!continuing) return error(v.where, fmt::format("priority 'n' of '{}' follows no earlier priority", name));
+            if (!continuing)
+                return error(v.where, fmt::format("priority 'n' of '{}' follows no earlier priority", name));
             number = last_priority + 1;
         } else if (prio_text == "s") {
-            if (!continuing) return error(v.where, fmt::format("priority 's' of '{}' follows no earlier priority", name));
+            if (!continuing)
+                return error(v.where, fmt::format("priority 's' of '{}' follows no earlier priority", name));
             number = last_priority;
         } else if (prio_text.size() > 2 && prio_text.substr(0, 2) == "n+") {
             int add = 0;
@@ -136,8 +141,8 @@ struct Builder {
         } else {
             auto [p, ec] = std::from_chars(prio_text.data(), prio_text.data() + prio_text.size(), number);
             if (ec != std::errc() || p != prio_text.data() + prio_text.size() || number < 1)
-                return error(v.where, fmt::format("priority must be a number > 0, 'n', 's' or 'hint', got '{}'",
-                                                  prio_text));
+                return error(v.where,
+                             fmt::format("priority must be a number > 0, 'n', 's' or 'hint', got '{}'", prio_text));
         }
         // Application: App(args), App, or the old App,args form.
         auto app_text = trim(app_part);
@@ -159,14 +164,15 @@ struct Builder {
             app = std::string(app_text);
         }
         if (app.empty()) app = "NoOp";
-        if (!std::all_of(app.begin(), app.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }))
+        if (!std::all_of(app.begin(), app.end(),
+                         [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }))
             return error(v.where, fmt::format("bad application name '{}'", app));
         if (apps) {
             auto a = apps->find(app);
             if (!a) return error(v.where, fmt::format("unknown application '{}'", app));
             int n = static_cast<int>(split_args(args).size());
             if (n < a->min_args || (a->max_args >= 0 && n > a->max_args)) {
-                std::string want = a->max_args < 0 ? fmt::format("at least {}", a->min_args)
+                std::string want = a->max_args < 0              ? fmt::format("at least {}", a->min_args)
                                    : a->min_args == a->max_args ? fmt::format("{}", a->min_args)
                                                                 : fmt::format("{} to {}", a->min_args, a->max_args);
                 return error(v.where, fmt::format("{} takes {} argument{}, got {} (syntax: {})", app, want,
@@ -181,8 +187,8 @@ struct Builder {
         }
         for (auto& p : e.priorities)
             if (p.number == number)
-                return error(v.where, fmt::format("duplicate priority {} of extension '{}' (first at {})", number,
-                                                  name, p.where.str()));
+                return error(v.where, fmt::format("duplicate priority {} of extension '{}' (first at {})", number, name,
+                                                  p.where.str()));
         if (!label.empty() && e.find_label(label))
             return error(v.where, fmt::format("duplicate label '{}' in extension '{}'", label, name));
         e.priorities.push_back({number, label, std::move(app), std::move(args), v.where});
@@ -237,7 +243,7 @@ std::shared_ptr<const Snapshot> compile(const config::File& file, const Registry
             continue;
         }
         if (s.name == "general") {
-            static const std::set<std::string> known = {"static", "writeprotect", "autofallthrough",
+            static const std::set<std::string> known = {"static",          "writeprotect",         "autofallthrough",
                                                         "clearglobalvars", "extenpatternmatchnew", "userscontext",
                                                         "priorityjumping"};
             for (auto& v : s.variables)
@@ -298,8 +304,8 @@ std::shared_ptr<const Snapshot> compile(const config::File& file, const Registry
     for (auto& [n, ctx] : snap->contexts)
         for (auto& inc : ctx.includes)
             if (!snap->contexts.count(inc.context))
-                snap->warnings.push_back(
-                    fmt::format("{}: warning: [{}] includes '{}', which does not exist", inc.where.str(), n, inc.context));
+                snap->warnings.push_back(fmt::format("{}: warning: [{}] includes '{}', which does not exist",
+                                                     inc.where.str(), n, inc.context));
     if (problems.size() != before) return nullptr;
     return snap;
 }

@@ -39,9 +39,9 @@ public:
             return g;
         }
         if (name == "EPOCH")
-            return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count());
+            return std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count());
         return std::nullopt;
     }
 
@@ -92,8 +92,8 @@ awaitable<void> run_steps(CoreImpl& core, Channel& c, bool in_h) {
         if (!ext) {
             if (!in_h && c.exten() != "i" &&
                 find_extension(*plan, c.context(), "i", c.caller().number, std::chrono::system_clock::now())) {
-                core.log().info("{}: sent to invalid extension '{}' in context '{}'; going to 'i'", c.name(),
-                                c.exten(), c.context());
+                core.log().info("{}: sent to invalid extension '{}' in context '{}'; going to 'i'", c.name(), c.exten(),
+                                c.context());
                 c.set_variable("INVALID_EXTEN", c.exten());
                 c.set_position(c.context(), "i", 1);
                 continue;
@@ -115,7 +115,8 @@ awaitable<void> run_steps(CoreImpl& core, Channel& c, bool in_h) {
         c.last_data() = args;
         auto& bus = core.events();
         if (bus.has_subscribers())
-            bus.publish(event::DialplanStep{c.name(), c.uniqueid(), c.context(), c.exten(), c.priority(), pr->app, args});
+            bus.publish(
+                event::DialplanStep{c.name(), c.uniqueid(), c.context(), c.exten(), c.priority(), pr->app, args});
         core.log().debug("Executing [{}@{}:{}] {}(\"{}\", \"{}\")", c.exten(), c.context(), c.priority(), pr->app,
                          c.name(), args);
         auto app = core.applications().find(pr->app);
@@ -229,10 +230,9 @@ std::string originate(CoreImpl& core, std::string_view dial_string, OriginateTar
     // Spawned from the channel's own loop, so its hangup signal is only touched there.
     asio::post(chan->loop(), [&core, chan, t = std::move(t)]() mutable {
         auto& sig = chan->hangup_signal();
-        asio::co_spawn(chan->loop(), originate_flow(core, chan, std::move(t)),
-                       asio::bind_cancellation_slot(sig.slot(), [&core, chan](std::exception_ptr) {
-                           core.end_channel(chan);
-                       }));
+        asio::co_spawn(
+            chan->loop(), originate_flow(core, chan, std::move(t)),
+            asio::bind_cancellation_slot(sig.slot(), [&core, chan](std::exception_ptr) { core.end_channel(chan); }));
     });
     return name;
 }

@@ -40,7 +40,9 @@ Value make_number(long double v) {
     return x;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // A computed string (regex capture, concatenation) counts as a number when
 // it consists of digits and dots and starts with either.
@@ -78,12 +80,12 @@ std::optional<long double> parse_number(std::string_view s) {
 
 std::optional<long double> to_number(const Value& v) {
     switch (v.kind) {
-    case Kind::number:
-        return v.num;
-    case Kind::numeric:
-        return parse_number(v.str);
-    case Kind::string:
-        break;
+        case Kind::number:
+            return v.num;
+        case Kind::numeric:
+            return parse_number(v.str);
+        case Kind::string:
+            break;
     }
     return std::nullopt;
 }
@@ -106,20 +108,22 @@ std::string format_number(long double v) {
     return std::string(buf, r.ptr);
 }
 
-std::string to_text(const Value& v) { return v.kind == Kind::number ? format_number(v.num) : v.str; }
+std::string to_text(const Value& v) {
+    return v.kind == Kind::number ? format_number(v.num) : v.str;
+}
 
 // False-ness for |, & and ?::: empty, zero, or the string "0".
 bool is_null(const Value& v) {
     switch (v.kind) {
-    case Kind::number:
-        return v.num == 0;
-    case Kind::numeric: {
-        if (v.str.empty()) return true;
-        const auto n = parse_number(v.str);
-        return n && *n == 0;
-    }
-    case Kind::string:
-        break;
+        case Kind::number:
+            return v.num == 0;
+        case Kind::numeric: {
+            if (v.str.empty()) return true;
+            const auto n = parse_number(v.str);
+            return n && *n == 0;
+        }
+        case Kind::string:
+            break;
     }
     return v.str.empty() || v.str == "0";
 }
@@ -178,7 +182,9 @@ struct SyntaxError {
     std::string message;
 };
 
-std::string at_column(std::size_t column) { return " at column " + std::to_string(column); }
+std::string at_column(std::size_t column) {
+    return " at column " + std::to_string(column);
+}
 
 bool is_word_char(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(static_cast<char>(c)) || c == '.' ||
@@ -198,11 +204,11 @@ struct OpSpelling {
 
 // Two-character operators first: the longest spelling wins.
 constexpr OpSpelling kOperators[] = {
-    {"||", Op::or_}, {"&&", Op::and_}, {"==", Op::eq},    {"=~", Op::eq_tilde}, {"~~", Op::tilde_tilde},
-    {">=", Op::ge},  {"<=", Op::le},   {"!=", Op::ne},    {"::", Op::colon_colon}, {"|", Op::or_},
-    {"&", Op::and_}, {"=", Op::eq},    {">", Op::gt},     {"<", Op::lt},       {"+", Op::plus},
-    {"-", Op::minus}, {"*", Op::mul},  {"/", Op::div},    {"%", Op::mod},      {"?", Op::cond},
-    {"!", Op::not_}, {":", Op::colon}, {"(", Op::lparen}, {")", Op::rparen},   {",", Op::comma},
+    {"||", Op::or_},  {"&&", Op::and_}, {"==", Op::eq},    {"=~", Op::eq_tilde},    {"~~", Op::tilde_tilde},
+    {">=", Op::ge},   {"<=", Op::le},   {"!=", Op::ne},    {"::", Op::colon_colon}, {"|", Op::or_},
+    {"&", Op::and_},  {"=", Op::eq},    {">", Op::gt},     {"<", Op::lt},           {"+", Op::plus},
+    {"-", Op::minus}, {"*", Op::mul},   {"/", Op::div},    {"%", Op::mod},          {"?", Op::cond},
+    {"!", Op::not_},  {":", Op::colon}, {"(", Op::lparen}, {")", Op::rparen},       {",", Op::comma},
 };
 
 std::vector<Token> tokenize(std::string_view s) {
@@ -379,26 +385,26 @@ std::string regex_problem(std::string_view p) {
 
 int precedence(Op op) {
     switch (op) {
-    case Op::or_:
-        return 1;
-    case Op::and_:
-        return 2;
-    case Op::eq:
-    case Op::ne:
-    case Op::lt:
-    case Op::gt:
-    case Op::le:
-    case Op::ge:
-        return 3;
-    case Op::plus:
-    case Op::minus:
-        return 4;
-    case Op::mul:
-    case Op::div:
-    case Op::mod:
-        return 5;
-    default:
-        return 0;
+        case Op::or_:
+            return 1;
+        case Op::and_:
+            return 2;
+        case Op::eq:
+        case Op::ne:
+        case Op::lt:
+        case Op::gt:
+        case Op::le:
+        case Op::ge:
+            return 3;
+        case Op::plus:
+        case Op::minus:
+            return 4;
+        case Op::mul:
+        case Op::div:
+        case Op::mod:
+            return 5;
+        default:
+            return 0;
     }
 }
 
@@ -581,23 +587,23 @@ private:
     // lhs = lhs <op> rhs for the binary operators.
     [[gnu::noinline]] void apply(Op op, std::string_view spelling, Value& lhs, Value& rhs) {
         switch (op) {
-        case Op::or_:
-            if (is_null(lhs)) lhs = std::move(rhs);
-            return;
-        case Op::and_:
-            if (is_null(lhs) || is_null(rhs)) lhs = make_number(0);
-            return;
-        case Op::eq:
-        case Op::ne:
-        case Op::lt:
-        case Op::gt:
-        case Op::le:
-        case Op::ge:
-            lhs = compare(op, lhs, rhs);
-            return;
-        default:
-            lhs = arithmetic(op, spelling, lhs, rhs);
-            return;
+            case Op::or_:
+                if (is_null(lhs)) lhs = std::move(rhs);
+                return;
+            case Op::and_:
+                if (is_null(lhs) || is_null(rhs)) lhs = make_number(0);
+                return;
+            case Op::eq:
+            case Op::ne:
+            case Op::lt:
+            case Op::gt:
+            case Op::le:
+            case Op::ge:
+                lhs = compare(op, lhs, rhs);
+                return;
+            default:
+                lhs = arithmetic(op, spelling, lhs, rhs);
+                return;
         }
     }
 
@@ -626,24 +632,24 @@ private:
         }
         bool result = false;
         switch (op) {
-        case Op::eq:
-            result = c == 0;
-            break;
-        case Op::ne:
-            result = c != 0;
-            break;
-        case Op::lt:
-            result = c < 0;
-            break;
-        case Op::gt:
-            result = c > 0;
-            break;
-        case Op::le:
-            result = c <= 0;
-            break;
-        default:
-            result = c >= 0;
-            break;
+            case Op::eq:
+                result = c == 0;
+                break;
+            case Op::ne:
+                result = c != 0;
+                break;
+            case Op::lt:
+                result = c < 0;
+                break;
+            case Op::gt:
+                result = c > 0;
+                break;
+            case Op::le:
+                result = c <= 0;
+                break;
+            default:
+                result = c >= 0;
+                break;
         }
         return make_number(result ? 1 : 0);
     }
@@ -660,51 +666,51 @@ private:
         const auto y = to_number(b);
         long double r = 0;
         switch (op) {
-        case Op::plus:
-        case Op::minus:
-            if (!x || !y) {
-                non_numeric(!x ? a : b, spelling);
-                if (x) return make_number(*x);
-                if (y) return make_number(op == Op::plus ? *y : -*y);
-                return make_number(0);
-            }
-            r = op == Op::plus ? *x + *y : *x - *y;
-            break;
-        case Op::mul:
-            if (!x || !y) {
-                non_numeric(!x ? a : b, spelling);
-                return make_number(0);
-            }
-            r = *x * *y;
-            break;
-        case Op::div:
-            if (!x) {
-                non_numeric(a, spelling);
-                return make_number(0);
-            }
-            if (!y) {
-                non_numeric(b, spelling);
-                return make_number(INT_MAX);
-            }
-            if (*y == 0) {
-                note("division by zero");
-                return make_number(INT_MAX);
-            }
-            r = *x / *y;
-            break;
-        case Op::mod:
-            if (!x || !y) {
-                non_numeric(!x ? a : b, spelling);
-                return make_number(0);
-            }
-            if (*y == 0) {
-                note("division by zero");
-                return make_number(0);
-            }
-            r = std::fmod(*x, *y);
-            break;
-        default:
-            fail("unexpected operator");
+            case Op::plus:
+            case Op::minus:
+                if (!x || !y) {
+                    non_numeric(!x ? a : b, spelling);
+                    if (x) return make_number(*x);
+                    if (y) return make_number(op == Op::plus ? *y : -*y);
+                    return make_number(0);
+                }
+                r = op == Op::plus ? *x + *y : *x - *y;
+                break;
+            case Op::mul:
+                if (!x || !y) {
+                    non_numeric(!x ? a : b, spelling);
+                    return make_number(0);
+                }
+                r = *x * *y;
+                break;
+            case Op::div:
+                if (!x) {
+                    non_numeric(a, spelling);
+                    return make_number(0);
+                }
+                if (!y) {
+                    non_numeric(b, spelling);
+                    return make_number(INT_MAX);
+                }
+                if (*y == 0) {
+                    note("division by zero");
+                    return make_number(INT_MAX);
+                }
+                r = *x / *y;
+                break;
+            case Op::mod:
+                if (!x || !y) {
+                    non_numeric(!x ? a : b, spelling);
+                    return make_number(0);
+                }
+                if (*y == 0) {
+                    note("division by zero");
+                    return make_number(0);
+                }
+                r = std::fmod(*x, *y);
+                break;
+            default:
+                fail("unexpected operator");
         }
         if (!std::isfinite(r)) note("numeric overflow in '" + std::string(spelling) + "'");
         return make_number(r);

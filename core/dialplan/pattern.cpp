@@ -59,78 +59,79 @@ bool parse_body(std::string_view body, bool strict, std::vector<Element>& out, s
     while (i < n) {
         const auto c = static_cast<unsigned char>(body[i]);
         switch (c) {
-        case '-':
-            ++i;
-            continue;
-        case 'X':
-        case 'x':
-            out.push_back(range_element('0', '9'));
-            break;
-        case 'Z':
-        case 'z':
-            out.push_back(range_element('1', '9'));
-            break;
-        case 'N':
-        case 'n':
-            out.push_back(range_element('2', '9'));
-            break;
-        case '.':
-            out.push_back(wildcard_element(kWeightOneOrMore));
-            break;
-        case '!':
-            out.push_back(wildcard_element(kWeightZeroOrMore));
-            break;
-        case '[': {
-            const std::size_t end = body.find(']', i + 1);
-            if (end == std::string_view::npos) {
-                if (strict) {
-                    if (error) *error = "unterminated '[' in pattern";
-                    return false;
-                }
-                out.push_back(wildcard_element(kWeightBrokenSet));
+            case '-':
                 ++i;
                 continue;
-            }
-            Element e;
-            unsigned count = 0;
-            unsigned lowest = 0xFF;
-            std::size_t j = i + 1;
-            while (j < end) {
-                const auto first = static_cast<unsigned char>(body[j]);
-                auto last = first;
-                if (j + 2 < end && body[j + 1] == '-') {
-                    last = static_cast<unsigned char>(body[j + 2]);
-                    if (last < first && strict) {
-                        if (error) *error = "invalid range " + quoted(body.substr(j, 3)) + " in pattern";
+            case 'X':
+            case 'x':
+                out.push_back(range_element('0', '9'));
+                break;
+            case 'Z':
+            case 'z':
+                out.push_back(range_element('1', '9'));
+                break;
+            case 'N':
+            case 'n':
+                out.push_back(range_element('2', '9'));
+                break;
+            case '.':
+                out.push_back(wildcard_element(kWeightOneOrMore));
+                break;
+            case '!':
+                out.push_back(wildcard_element(kWeightZeroOrMore));
+                break;
+            case '[': {
+                const std::size_t end = body.find(']', i + 1);
+                if (end == std::string_view::npos) {
+                    if (strict) {
+                        if (error) *error = "unterminated '[' in pattern";
                         return false;
                     }
-                    j += 3;
-                } else {
-                    ++j;
+                    out.push_back(wildcard_element(kWeightBrokenSet));
+                    ++i;
+                    continue;
                 }
-                if (first < lowest) lowest = first;
-                for (unsigned ch = first; ch <= last; ++ch) {
-                    if (!has_char(e, static_cast<unsigned char>(ch))) {
-                        add_char(e, static_cast<unsigned char>(ch));
-                        ++count;
+                Element e;
+                unsigned count = 0;
+                unsigned lowest = 0xFF;
+                std::size_t j = i + 1;
+                while (j < end) {
+                    const auto first = static_cast<unsigned char>(body[j]);
+                    auto last = first;
+                    if (j + 2 < end && body[j + 1] == '-') {
+                        last = static_cast<unsigned char>(body[j + 2]);
+                        if (last < first && strict) {
+                            if (error) *error = "invalid range " + quoted(body.substr(j, 3)) + " in pattern";
+                            return false;
+                        }
+                        j += 3;
+                    } else {
+                        ++j;
+                    }
+                    if (first < lowest) lowest = first;
+                    for (unsigned ch = first; ch <= last; ++ch) {
+                        if (!has_char(e, static_cast<unsigned char>(ch))) {
+                            add_char(e, static_cast<unsigned char>(ch));
+                            ++count;
+                        }
                     }
                 }
-            }
-            if (count == 0) {
-                if (strict) {
-                    if (error) *error = "empty character set " + quoted(body.substr(i, end - i + 1)) + " in pattern";
-                    return false;
+                if (count == 0) {
+                    if (strict) {
+                        if (error)
+                            *error = "empty character set " + quoted(body.substr(i, end - i + 1)) + " in pattern";
+                        return false;
+                    }
+                } else {
+                    e.weight = (count << 8) | lowest;
+                    out.push_back(e);
                 }
-            } else {
-                e.weight = (count << 8) | lowest;
-                out.push_back(e);
+                i = end + 1;
+                continue;
             }
-            i = end + 1;
-            continue;
-        }
-        default:
-            out.push_back(literal_element(c));
-            break;
+            default:
+                out.push_back(literal_element(c));
+                break;
         }
         ++i;
     }
@@ -183,9 +184,13 @@ int compare_plain(std::string_view a, std::string_view b) {
     }
 }
 
-int sign(int v) { return v < 0 ? -1 : (v > 0 ? 1 : 0); }
+int sign(int v) {
+    return v < 0 ? -1 : (v > 0 ? 1 : 0);
+}
 
-bool is_pattern_text(std::string_view ext) { return !ext.empty() && ext.front() == '_'; }
+bool is_pattern_text(std::string_view ext) {
+    return !ext.empty() && ext.front() == '_';
+}
 
 }  // namespace
 

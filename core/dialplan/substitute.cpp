@@ -83,7 +83,9 @@ std::size_t find_bracket_end(std::string_view t, std::size_t start) {
     return npos;
 }
 
-bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+bool is_space(char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
 
 // One sscanf "%30d" conversion: blanks, optional sign, digits; clamped to int.
 bool scan_int(std::string_view s, std::size_t& i, long long& out) {
@@ -186,8 +188,7 @@ void run(State& st, std::string_view text, int depth, std::string& out) {
             i = dollar + 1;
             continue;
         }
-        const std::size_t end =
-            kind == '{' ? find_brace_end(text, dollar + 2) : find_bracket_end(text, dollar + 2);
+        const std::size_t end = kind == '{' ? find_brace_end(text, dollar + 2) : find_bracket_end(text, dollar + 2);
         if (end == npos) {
             report(st, std::string("unterminated '$") + kind + "' in " + shown(text.substr(dollar)));
             append(st, out, text.substr(dollar));

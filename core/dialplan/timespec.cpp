@@ -55,8 +55,8 @@ bool item_value(std::string_view item, const char* const* names, int count, int 
 
 // Fills a bitset from `*`, `a-b` (wrapping), and `a&b&c` lists.
 template <std::size_t N>
-bool parse_field(std::string_view field, const char* const* names, int base, std::bitset<N>& bits,
-                 std::string& error, const char* what) {
+bool parse_field(std::string_view field, const char* const* names, int base, std::bitset<N>& bits, std::string& error,
+                 const char* what) {
     if (field.empty() || field == "*") {
         bits.set();
         return true;
@@ -107,7 +107,8 @@ std::mutex tz_mu;  // localtime_r under a temporary TZ is process-wide state
 std::optional<TimeSpec> TimeSpec::parse(std::string_view text, std::string& error) {
     TimeSpec t;
     t.text_ = std::string(text);
-    auto f = split(text, text.find('|') != std::string_view::npos && text.find(',') == std::string_view::npos ? '|' : ',');
+    auto f =
+        split(text, text.find('|') != std::string_view::npos && text.find(',') == std::string_view::npos ? '|' : ',');
     if (f.size() < 4 || f.size() > 5) {
         error = "time condition needs times,weekdays,mdays,months[,timezone]: '" + std::string(text) + "'";
         return std::nullopt;

@@ -83,7 +83,9 @@ public:
         auto name = translator_name(translator.from, translator.to);
         return core_.translators().add(std::move(name), std::move(translator), &use_);
     }
-    Registration subscribe(EventHandler handler) override { return core_.events().subscribe(std::move(handler), &use_); }
+    Registration subscribe(EventHandler handler) override {
+        return core_.events().subscribe(std::move(handler), &use_);
+    }
 
 private:
     CoreImpl& core_;
@@ -115,7 +117,9 @@ struct ModuleLoader::Loaded {
 };
 
 ModuleLoader::ModuleLoader(CoreImpl& core) : core_(core) {}
-ModuleLoader::~ModuleLoader() { unload_all(); }
+ModuleLoader::~ModuleLoader() {
+    unload_all();
+}
 
 std::string ModuleLoader::normalize(std::string name) {
     if (auto slash = name.rfind('/'); slash != std::string::npos) name = name.substr(slash + 1);
@@ -158,10 +162,10 @@ bool ModuleLoader::open_candidate(const std::string& name_or_path, Candidate& c,
     if (d->magic != module_magic || d->size < sizeof(tandem_module_descriptor))
         return fail(fmt::format("module {}: damaged or foreign descriptor", c.path));
     if (!d->abi_tag || std::strcmp(d->abi_tag, TANDEM_ABI_TAG) != 0)
-        return fail(fmt::format("module {} was built against SDK '{}' but this core is '{}': rebuild it against "
-                                "Tandem SDK {}",
-                                d->name ? d->name : c.path, d->abi_tag ? d->abi_tag : "?", TANDEM_ABI_TAG,
-                                TANDEM_VERSION));
+        return fail(
+            fmt::format("module {} was built against SDK '{}' but this core is '{}': rebuild it against "
+                        "Tandem SDK {}",
+                        d->name ? d->name : c.path, d->abi_tag ? d->abi_tag : "?", TANDEM_ABI_TAG, TANDEM_VERSION));
     if (!d->name || !d->create) return fail(fmt::format("module {}: descriptor without name or factory", c.path));
     c.desc = d;
     c.info.name = d->name;

@@ -47,14 +47,18 @@ struct Adder {
     }
 };
 
-awaitable<int> done(int s) { co_return s; }
+awaitable<int> done(int s) {
+    co_return s;
+}
 
 }  // namespace
 
 void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
     Adder add{core, out};
 
-    add({"help"}, "Show commands, or the usage of one", "Usage: help [command words]\n  Lists commands starting with the words given, or shows the usage of one command.",
+    add({"help"}, "Show commands, or the usage of one",
+        "Usage: help [command words]\n  Lists commands starting with the words given, or shows the usage of one "
+        "command.",
         [&core](CliRequest& r) -> awaitable<int> {
             auto prefix = join(r.args);
             if (auto c = core.cli_commands().find(prefix); c && !prefix.empty()) {
@@ -100,7 +104,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             r.out.print("  {:<28} {}\n", "Process id:", ::getpid());
             r.out.print("  {:<28} {}\n", "Event loops:", core.loop_count());
             r.out.print("  {:<28} {}\n", "Worker threads:", core.worker_count());
-            r.out.print("  {:<28} {}\n", "Maximum calls:", core.max_calls() ? std::to_string(core.max_calls()) : "unlimited");
+            r.out.print("  {:<28} {}\n",
+                        "Maximum calls:", core.max_calls() ? std::to_string(core.max_calls()) : "unlimited");
             r.out.print("  {:<28} {}\n", "Accepting calls:", core.accepting_calls() ? "yes" : "no (stopping)");
             r.out.print("  {:<28} {}\n", "Log level (terminal):", to_string(core.core_log().terminal_level()));
             r.out.print("  {:<28} {}\n", "Configuration directory:", p.config_dir.string());
@@ -152,7 +157,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
     auto app_names = [&core](const std::vector<std::string>&, std::size_t, std::string_view) {
         return core.applications().names();
     };
-    add({"core", "show", "application"}, "Show the documentation of an application",
+    add(
+        {"core", "show", "application"}, "Show the documentation of an application",
         "Usage: core show application NAME",
         [&core](CliRequest& r) -> awaitable<int> {
             if (r.args.empty()) co_return cli_status::usage;
@@ -161,8 +167,10 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
                 r.out.print("No application '{}'\n", r.args[0]);
                 co_return cli_status::failure;
             }
-            r.out.print("  -= Info about application '{}' =-\n\n[Synopsis]\n{}\n\n[Syntax]\n{}\n\n[Description]\n{}\n\n[Module]\n{}\n",
-                        r.args[0], a->synopsis, a->syntax, a->description, a.module());
+            r.out.print(
+                "  -= Info about application '{}' "
+                "=-\n\n[Synopsis]\n{}\n\n[Syntax]\n{}\n\n[Description]\n{}\n\n[Module]\n{}\n",
+                r.args[0], a->synopsis, a->syntax, a->description, a.module());
             co_return cli_status::ok;
         },
         app_names);
@@ -180,8 +188,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             co_return cli_status::ok;
         });
 
-    add({"core", "show", "function"}, "Show the documentation of a dialplan function",
-        "Usage: core show function NAME",
+    add(
+        {"core", "show", "function"}, "Show the documentation of a dialplan function", "Usage: core show function NAME",
         [&core](CliRequest& r) -> awaitable<int> {
             if (r.args.empty()) co_return cli_status::usage;
             auto f = core.functions().find(r.args[0]);
@@ -189,8 +197,10 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
                 r.out.print("No function '{}'\n", r.args[0]);
                 co_return cli_status::failure;
             }
-            r.out.print("  -= Info about function '{}' =-\n\n[Synopsis]\n{}\n\n[Syntax]\n{}\n\n[Description]\n{}\n\n[Module]\n{}\n",
-                        r.args[0], f->synopsis, f->syntax, f->description, f.module());
+            r.out.print(
+                "  -= Info about function '{}' "
+                "=-\n\n[Synopsis]\n{}\n\n[Syntax]\n{}\n\n[Description]\n{}\n\n[Module]\n{}\n",
+                r.args[0], f->synopsis, f->syntax, f->description, f.module());
             co_return cli_status::ok;
         },
         [&core](const std::vector<std::string>&, std::size_t, std::string_view) { return core.functions().names(); });
@@ -200,7 +210,9 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             std::string report;
             bool ok = core.reload(report);
             r.out.write(report);
-            r.out.print("{}\n", ok ? "Reloaded." : "Reloaded with problems (the running configuration was kept where it was broken).");
+            r.out.print(
+                "{}\n",
+                ok ? "Reloaded." : "Reloaded with problems (the running configuration was kept where it was broken).");
             co_return ok ? cli_status::ok : cli_status::failure;
         });
 
@@ -210,8 +222,7 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             core.post_control(CoreImpl::Control::stop_now);
             co_return cli_status::ok;
         });
-    add({"core", "stop", "gracefully"}, "Refuse new calls, stop when the last one ends",
-        "Usage: core stop gracefully",
+    add({"core", "stop", "gracefully"}, "Refuse new calls, stop when the last one ends", "Usage: core stop gracefully",
         [&core](CliRequest& r) -> awaitable<int> {
             r.out.print("Stopping gracefully: new calls are refused, {} channels still up.\n", core.channel_count());
             core.post_control(CoreImpl::Control::stop_graceful);
@@ -221,7 +232,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
     auto levels = [](const std::vector<std::string>&, std::size_t, std::string_view) {
         return std::vector<std::string>{"trace", "debug", "info", "notice", "warning", "error", "off"};
     };
-    add({"logger", "set", "level"}, "Set the log level of the terminal and log file",
+    add(
+        {"logger", "set", "level"}, "Set the log level of the terminal and log file",
         "Usage: logger set level {trace|debug|info|notice|warning|error|off}\n"
         "  Consoles choose their own level when attaching (tandem -r -v ...).",
         [&core](CliRequest& r) -> awaitable<int> {
@@ -252,7 +264,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             r.out.print("{} modules loaded\n", n);
             co_return cli_status::ok;
         });
-    add({"module", "load"}, "Load a module", "Usage: module load NAME",
+    add(
+        {"module", "load"}, "Load a module", "Usage: module load NAME",
         [&core](CliRequest& r) -> awaitable<int> {
             if (r.args.size() != 1) co_return cli_status::usage;
             std::string msg;
@@ -261,7 +274,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             co_return ok ? cli_status::ok : cli_status::failure;
         },
         [&core](const std::vector<std::string>&, std::size_t, std::string_view) { return core.modules().available(); });
-    add({"module", "unload"}, "Unload a module (refused while in use)", "Usage: module unload NAME",
+    add(
+        {"module", "unload"}, "Unload a module (refused while in use)", "Usage: module unload NAME",
         [&core](CliRequest& r) -> awaitable<int> {
             if (r.args.size() != 1) co_return cli_status::usage;
             std::string msg;
@@ -270,7 +284,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             co_return ok ? cli_status::ok : cli_status::failure;
         },
         module_names);
-    add({"module", "reload"}, "Reload a module's configuration, or everything", "Usage: module reload [NAME]",
+    add(
+        {"module", "reload"}, "Reload a module's configuration, or everything", "Usage: module reload [NAME]",
         [&core](CliRequest& r) -> awaitable<int> {
             std::string msg;
             bool ok;
@@ -290,7 +305,9 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
         for (auto& c : core.channels()) n.push_back(c->name());
         return n;
     };
-    add({"channel", "request", "hangup"}, "Hang up a channel, or all", "Usage: channel request hangup {NAME|all} [cause]",
+    add(
+        {"channel", "request", "hangup"}, "Hang up a channel, or all",
+        "Usage: channel request hangup {NAME|all} [cause]",
         [&core](CliRequest& r) -> awaitable<int> {
             if (r.args.empty()) co_return cli_status::usage;
             int c = r.args.size() > 1 ? cause::parse(r.args[1]) : cause::normal_clearing;
@@ -312,7 +329,8 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
         },
         channel_names);
 
-    add({"channel", "originate"}, "Place a call and connect it to an application or extension",
+    add(
+        {"channel", "originate"}, "Place a call and connect it to an application or extension",
         "Usage: channel originate TECH/DEST application APP [ARGS...]\n"
         "       channel originate TECH/DEST extension EXTEN@CONTEXT\n"
         "  Calls TECH/DEST; when it answers, runs APP or continues the call in the dialplan.",
@@ -380,10 +398,11 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             r.out.print("{}\n", ok ? "Database entry removed." : "Database entry does not exist.");
             co_return ok ? cli_status::ok : cli_status::failure;
         });
-    add({"database", "deltree"}, "Delete a family (or a key prefix in it)", "Usage: database deltree FAMILY [KEYPREFIX]",
-        [&core](CliRequest& r) -> awaitable<int> {
+    add({"database", "deltree"}, "Delete a family (or a key prefix in it)",
+        "Usage: database deltree FAMILY [KEYPREFIX]", [&core](CliRequest& r) -> awaitable<int> {
             if (r.args.empty() || r.args.size() > 2) co_return cli_status::usage;
-            auto n = core.kv().del_tree(r.args[0], r.args.size() > 1 ? std::string_view(r.args[1]) : std::string_view{});
+            auto n =
+                core.kv().del_tree(r.args[0], r.args.size() > 1 ? std::string_view(r.args[1]) : std::string_view{});
             r.out.print("{} database entries removed.\n", n);
             co_return cli_status::ok;
         });

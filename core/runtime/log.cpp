@@ -15,13 +15,19 @@ constexpr std::string_view level_names[] = {"trace", "debug", "info", "notice", 
 
 spdlog::level::level_enum to_spd(LogLevel l) {
     switch (l) {
-        case LogLevel::trace: return spdlog::level::trace;
-        case LogLevel::debug: return spdlog::level::debug;
+        case LogLevel::trace:
+            return spdlog::level::trace;
+        case LogLevel::debug:
+            return spdlog::level::debug;
         case LogLevel::info:
-        case LogLevel::notice: return spdlog::level::info;
-        case LogLevel::warning: return spdlog::level::warn;
-        case LogLevel::error: return spdlog::level::err;
-        case LogLevel::off: break;
+        case LogLevel::notice:
+            return spdlog::level::info;
+        case LogLevel::warning:
+            return spdlog::level::warn;
+        case LogLevel::error:
+            return spdlog::level::err;
+        case LogLevel::off:
+            break;
     }
     return spdlog::level::off;
 }

@@ -45,7 +45,9 @@ struct Key {
 };
 
 // A key's path is "family/key" (list() adds the leading '/').
-std::size_t path_size(KeyView k) { return k.family.size() + 1 + k.key.size(); }
+std::size_t path_size(KeyView k) {
+    return k.family.size() + 1 + k.key.size();
+}
 
 unsigned char path_char(KeyView k, std::size_t i) {
     if (i < k.family.size()) return static_cast<unsigned char>(k.family[i]);
@@ -57,8 +59,7 @@ unsigned char path_char(KeyView k, std::size_t i) {
 // "a/b" key "c" share a path; the family breaks the tie so both can exist.
 int compare_path(KeyView a, KeyView b) {
     const std::size_t common = std::min(a.family.size(), b.family.size());
-    if (const int c = a.family.substr(0, common).compare(b.family.substr(0, common)); c != 0)
-        return c;
+    if (const int c = a.family.substr(0, common).compare(b.family.substr(0, common)); c != 0) return c;
     if (a.family.size() == b.family.size()) return a.key.compare(b.key);
     const std::size_t na = path_size(a), nb = path_size(b);
     for (std::size_t i = common; i < std::min(na, nb); ++i) {
@@ -133,8 +134,8 @@ private:
 std::string check_text(const char* what, std::string_view s, std::size_t max, bool may_be_empty) {
     if (s.empty() && !may_be_empty) return std::string(what) + " is empty";
     if (s.size() > max)
-        return std::string(what) + " is " + std::to_string(s.size()) +
-               " bytes long (the limit is " + std::to_string(max) + ")";
+        return std::string(what) + " is " + std::to_string(s.size()) + " bytes long (the limit is " +
+               std::to_string(max) + ")";
     if (s.find('\0') != std::string_view::npos) return std::string(what) + " contains a NUL byte";
     return {};
 }
@@ -157,8 +158,8 @@ SqlError error_of(sqlite3* db, int rc) {
     SqlError e{rc & 0xff, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)};
     // For file-level failures the OS reason ("Permission denied", "No space
     // left on device") is what the administrator needs.
-    const bool os_level = e.code == SQLITE_CANTOPEN || e.code == SQLITE_IOERR ||
-                          e.code == SQLITE_FULL || e.code == SQLITE_READONLY;
+    const bool os_level =
+        e.code == SQLITE_CANTOPEN || e.code == SQLITE_IOERR || e.code == SQLITE_FULL || e.code == SQLITE_READONLY;
     if (db && os_level) {
         if (const int os_error = sqlite3_system_errno(db); os_error != 0)
             e.message += " (" + std::error_code(os_error, std::generic_category()).message() + ")";
@@ -166,7 +167,9 @@ SqlError error_of(sqlite3* db, int rc) {
     return e;
 }
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const fs::path& p) {
+    return "'" + p.string() + "'";
+}
 
 // Saturating now + d, so that "wait for ever" values do not overflow.
 Clock::time_point deadline_after(milliseconds d) {
@@ -182,9 +185,8 @@ std::string file_uri(const fs::path& p, const char* params) {
     std::string out = "file:";
     for (const char ch : p.string()) {
         const auto c = static_cast<unsigned char>(ch);
-        const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~' ||
-                           c == '/';
+        const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                           c == '.' || c == '_' || c == '~' || c == '/';
         if (plain) {
             out += ch;
         } else {
@@ -201,8 +203,7 @@ std::string file_uri(const fs::path& p, const char* params) {
 std::string column_text(sqlite3_stmt* st, int col) {
     const unsigned char* p = sqlite3_column_text(st, col);
     const int n = sqlite3_column_bytes(st, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n))
-             : std::string();
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
 }
 
 SqlError load_table(sqlite3* db, Table& out) {
@@ -307,8 +308,7 @@ public:
                                  "ON CONFLICT(family, key) DO UPDATE SET value = excluded.value",
                                  upsert_))
             return fail(e);
-        if (SqlError e = prepare("DELETE FROM kv WHERE family = ?1 AND key = ?2", erase_))
-            return fail(e);
+        if (SqlError e = prepare("DELETE FROM kv WHERE family = ?1 AND key = ?2", erase_)) return fail(e);
         return {};
     }
 
@@ -350,8 +350,7 @@ private:
     }
 
     SqlError abort(SqlError e) {
-        if (db_ && !sqlite3_get_autocommit(db_))
-            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        if (db_ && !sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         if (e.code != SQLITE_BUSY && e.code != SQLITE_LOCKED) close();
         return e;
     }
@@ -395,8 +394,7 @@ private:
 // --- the store ----------------------------------------------------------------
 
 struct KvStore::Impl {
-    Impl(fs::path file, const KvStoreOptions& opts)
-        : path(std::move(file)), options(opts), where(quoted(path)) {}
+    Impl(fs::path file, const KvStoreOptions& opts) : path(std::move(file)), options(opts), where(quoted(path)) {}
 
     const fs::path path;
     const KvStoreOptions options;
@@ -409,14 +407,14 @@ struct KvStore::Impl {
     mutable std::mutex q_mu;
     std::condition_variable writer_cv;   // work queued, or stop requested
     std::condition_variable flushed_cv;  // durable_seq advanced, or writer exited
-    Batch queue;    // changes waiting for the next transaction
+    Batch queue;                         // changes waiting for the next transaction
     // The changes in the transaction being written. Only the writer thread
     // changes it, always under q_mu; while it writes, it reads it unlocked
     // and other threads may only read it (under q_mu).
     Batch writing;
-    std::size_t overlap = 0;         // keys in both `queue` and `writing`
-    std::uint64_t queued_seq = 0;    // counts every change ever queued
-    std::uint64_t durable_seq = 0;   // queued_seq as of the last committed batch
+    std::size_t overlap = 0;        // keys in both `queue` and `writing`
+    std::uint64_t queued_seq = 0;   // counts every change ever queued
+    std::uint64_t durable_seq = 0;  // queued_seq as of the last committed batch
     bool failing = false;
     milliseconds backoff{0};
     Clock::time_point retry_at{};
@@ -480,10 +478,9 @@ struct KvStore::Impl {
                 continue;
             }
             if (stopping && failing && Clock::now() >= stop_deadline) {
-                const std::string message =
-                    "kvstore: shutting down with " + std::to_string(queue.size()) +
-                    " change(s) not saved to " + where + " after retrying for " +
-                    std::to_string(options.shutdown_timeout.count()) + " ms: " + last_error;
+                const std::string message = "kvstore: shutting down with " + std::to_string(queue.size()) +
+                                            " change(s) not saved to " + where + " after retrying for " +
+                                            std::to_string(options.shutdown_timeout.count()) + " ms: " + last_error;
                 lock.unlock();
                 report(message);
                 lock.lock();
@@ -522,15 +519,12 @@ struct KvStore::Impl {
             overlap = 0;
             const milliseconds floor{1};
             const milliseconds cap = std::max(options.retry_max, floor);
-            backoff = !failing ? std::clamp(options.retry_initial, floor, cap)
-                      : backoff > cap / 2 ? cap
-                                          : backoff * 2;
+            backoff = !failing ? std::clamp(options.retry_initial, floor, cap) : backoff > cap / 2 ? cap : backoff * 2;
             failing = true;
             retry_at = deadline_after(backoff);
             last_error = err.message;
-            const std::string message = "kvstore: cannot save " + std::to_string(queue.size()) +
-                                        " change(s) to " + where + ": " + err.message +
-                                        "; keeping them queued, retrying in " +
+            const std::string message = "kvstore: cannot save " + std::to_string(queue.size()) + " change(s) to " +
+                                        where + ": " + err.message + "; keeping them queued, retrying in " +
                                         std::to_string(backoff.count()) + " ms";
             lock.unlock();
             report(message);
@@ -574,8 +568,7 @@ std::unique_ptr<KvStore> KvStore::open(const fs::path& db_file, std::string& err
     return open(db_file, KvStoreOptions{}, error);
 }
 
-std::unique_ptr<KvStore> KvStore::open(const fs::path& db_file, const KvStoreOptions& options,
-                                       std::string& error) {
+std::unique_ptr<KvStore> KvStore::open(const fs::path& db_file, const KvStoreOptions& options, std::string& error) {
     error.clear();
     if (db_file.empty()) {
         error = "kvstore: no database file given";
@@ -585,8 +578,8 @@ std::unique_ptr<KvStore> KvStore::open(const fs::path& db_file, const KvStoreOpt
         std::error_code ec;
         fs::create_directories(dir, ec);
         if (ec) {
-            error = "kvstore: cannot open " + quoted(db_file) + ": cannot create directory " +
-                    quoted(dir) + ": " + ec.message();
+            error = "kvstore: cannot open " + quoted(db_file) + ": cannot create directory " + quoted(dir) + ": " +
+                    ec.message();
             return nullptr;
         }
     }
@@ -661,15 +654,13 @@ std::vector<KvStore::Entry> KvStore::list(std::string_view family) const {
     // Everything in or below `family` has a path starting "family/", and
     // such paths are contiguous in the table's order.
     const KeyView start{family, {}};
-    for (auto it = data.lower_bound(start);
-         it != data.end() && path_starts_with(it->first.view(), start); ++it) {
+    for (auto it = data.lower_bound(start); it != data.end() && path_starts_with(it->first.view(), start); ++it) {
         if (family_in_tree(it->first.family, family)) add(it->first, it->second);
     }
     return out;
 }
 
-bool KvStore::put(std::string_view family, std::string_view key, std::string_view value,
-                  std::string* error) {
+bool KvStore::put(std::string_view family, std::string_view key, std::string_view value, std::string* error) {
     std::string why = check_name(family, key);
     if (why.empty()) why = check_text("value", value, max_value_size, true);
     if (!why.empty()) {
@@ -714,9 +705,8 @@ std::size_t KvStore::del_tree(std::string_view family, std::string_view key_pref
     auto it = data.lower_bound(start);
     while (it != data.end() && path_starts_with(it->first.view(), start)) {
         const Key& k = it->first;
-        const bool match = key_prefix.empty()
-                               ? family_in_tree(k.family, family)
-                               : (k.family == family && k.key.starts_with(key_prefix));
+        const bool match = key_prefix.empty() ? family_in_tree(k.family, family)
+                                              : (k.family == family && k.key.starts_with(key_prefix));
         if (match)
             removed.push_back(std::move(data.extract(it++).key()));
         else
@@ -726,9 +716,13 @@ std::size_t KvStore::del_tree(std::string_view family, std::string_view key_pref
     return removed.size();
 }
 
-void KvStore::flush() { impl_->wait_durable(std::nullopt); }
+void KvStore::flush() {
+    impl_->wait_durable(std::nullopt);
+}
 
-bool KvStore::flush_for(milliseconds timeout) { return impl_->wait_durable(timeout); }
+bool KvStore::flush_for(milliseconds timeout) {
+    return impl_->wait_durable(timeout);
+}
 
 std::size_t KvStore::pending() const {
     std::lock_guard lock(impl_->q_mu);
@@ -740,6 +734,8 @@ void KvStore::on_error(ErrorCallback callback) {
     impl_->callback = std::move(callback);
 }
 
-const fs::path& KvStore::path() const { return impl_->path; }
+const fs::path& KvStore::path() const {
+    return impl_->path;
+}
 
 }  // namespace tandem

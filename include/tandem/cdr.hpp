@@ -14,9 +14,9 @@ namespace tandem {
 struct CdrRecord {
     std::string accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata;
     std::chrono::system_clock::time_point start, answer, end;  // answer is epoch 0 if never answered
-    long long duration = 0;  // seconds, start to end
-    long long billsec = 0;   // seconds, answer to end
-    std::string disposition;  // ANSWERED, NO ANSWER, BUSY, FAILED, CONGESTION
+    long long duration = 0;                                    // seconds, start to end
+    long long billsec = 0;                                     // seconds, answer to end
+    std::string disposition;                                   // ANSWERED, NO ANSWER, BUSY, FAILED, CONGESTION
     std::string amaflags = "DOCUMENTATION";
     std::string uniqueid, linkedid, userfield;
     int hangup_cause = 0;

@@ -66,8 +66,8 @@ public:
 
 // What the dialplan sees of a request for a new outgoing channel.
 struct ChannelRequest {
-    std::string destination;               // text after "Tech/"
-    const Channel* requestor = nullptr;    // the calling channel, if any
+    std::string destination;             // text after "Tech/"
+    const Channel* requestor = nullptr;  // the calling channel, if any
     CallerId caller;
 };
 

@@ -58,8 +58,8 @@ struct Variable {
 // Variable-name lookups (find/all/get, and bind()) ignore ASCII case, as
 // Asterisk does. Section names are case-sensitive (dialplan contexts are).
 struct Section {
-    std::string name{};  // "" for lines that appear before the first [section]
-    Location where{};    // where the section was first declared
+    std::string name{};                    // "" for lines that appear before the first [section]
+    Location where{};                      // where the section was first declared
     bool is_template = false;              // declared with (!)
     std::vector<std::string> templates{};  // inherited from, in order
     std::vector<Variable> variables{};     // inherited ones first, then its own
@@ -97,8 +97,7 @@ ParseResult parse_file(const std::filesystem::path& path);
 
 // Parses in-memory text. `display_name` is used in Locations; relative
 // #include paths resolve against `include_base`.
-ParseResult parse_text(std::string_view text, std::string display_name,
-                       const std::filesystem::path& include_base);
+ParseResult parse_text(std::string_view text, std::string display_name, const std::filesystem::path& include_base);
 
 // ---------------------------------------------------------------------------
 // Typed option binding.
@@ -164,8 +163,7 @@ private:
 
     std::map<std::string, Value, std::less<>> values_;
 
-    friend std::vector<Diagnostic> bind(const Section&, std::span<const OptionSpec>,
-                                        Options&, bool);
+    friend std::vector<Diagnostic> bind(const Section&, std::span<const OptionSpec>, Options&, bool);
 };
 
 // Fills `out` (replacing its contents) from `s` according to `schema` and
@@ -175,7 +173,7 @@ private:
 // Throws std::invalid_argument if the schema itself is malformed (duplicate
 // names, a default that does not satisfy its own rules, a choice without
 // choices).
-std::vector<Diagnostic> bind(const Section& s, std::span<const OptionSpec> schema,
-                             Options& out, bool allow_unknown = false);
+std::vector<Diagnostic> bind(const Section& s, std::span<const OptionSpec> schema, Options& out,
+                             bool allow_unknown = false);
 
 }  // namespace tandem::config

@@ -55,7 +55,8 @@ public:
     }
 
     std::span<const std::uint8_t> payload() const {
-        return heap_.empty() ? std::span<const std::uint8_t>(inline_.data(), size_) : std::span<const std::uint8_t>(heap_);
+        return heap_.empty() ? std::span<const std::uint8_t>(inline_.data(), size_)
+                             : std::span<const std::uint8_t>(heap_);
     }
     void set_payload(std::span<const std::uint8_t> data) {
         if (data.size() <= inline_capacity) {

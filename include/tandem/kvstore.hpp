@@ -73,8 +73,8 @@ public:
     // written opens normally: reads work, and writes are kept in memory and
     // reported as failures until the file becomes writable.
     static std::unique_ptr<KvStore> open(const std::filesystem::path& db_file, std::string& error);
-    static std::unique_ptr<KvStore> open(const std::filesystem::path& db_file,
-                                         const KvStoreOptions& options, std::string& error);
+    static std::unique_ptr<KvStore> open(const std::filesystem::path& db_file, const KvStoreOptions& options,
+                                         std::string& error);
 
     // Flushes, waiting as long as options.shutdown_timeout for a failing
     // database to recover, then stops the writer thread.
@@ -102,8 +102,7 @@ public:
     // Stores `value` under family/key. Returns false, changes nothing and,
     // when `error` is not null, sets it to the reason if the input breaks the
     // limits above. An empty value is allowed.
-    bool put(std::string_view family, std::string_view key, std::string_view value,
-             std::string* error = nullptr);
+    bool put(std::string_view family, std::string_view key, std::string_view value, std::string* error = nullptr);
 
     // Removes family/key. Returns whether it existed (false for invalid input).
     bool del(std::string_view family, std::string_view key);

@@ -41,17 +41,29 @@ public:
     }
 
     template <class... A>
-    void trace(fmt::format_string<A...> f, A&&... a) const { emit(LogLevel::trace, f, std::forward<A>(a)...); }
+    void trace(fmt::format_string<A...> f, A&&... a) const {
+        emit(LogLevel::trace, f, std::forward<A>(a)...);
+    }
     template <class... A>
-    void debug(fmt::format_string<A...> f, A&&... a) const { emit(LogLevel::debug, f, std::forward<A>(a)...); }
+    void debug(fmt::format_string<A...> f, A&&... a) const {
+        emit(LogLevel::debug, f, std::forward<A>(a)...);
+    }
     template <class... A>
-    void info(fmt::format_string<A...> f, A&&... a) const { emit(LogLevel::info, f, std::forward<A>(a)...); }
+    void info(fmt::format_string<A...> f, A&&... a) const {
+        emit(LogLevel::info, f, std::forward<A>(a)...);
+    }
     template <class... A>
-    void notice(fmt::format_string<A...> f, A&&... a) const { emit(LogLevel::notice, f, std::forward<A>(a)...); }
+    void notice(fmt::format_string<A...> f, A&&... a) const {
+        emit(LogLevel::notice, f, std::forward<A>(a)...);
+    }
     template <class... A>
-    void warning(fmt::format_string<A...> f, A&&... a) const { emit(LogLevel::warning, f, std::forward<A>(a)...); }
+    void warning(fmt::format_string<A...> f, A&&... a) const {
+        emit(LogLevel::warning, f, std::forward<A>(a)...);
+    }
     template <class... A>
-    void error(fmt::format_string<A...> f, A&&... a) const { emit(LogLevel::error, f, std::forward<A>(a)...); }
+    void error(fmt::format_string<A...> f, A&&... a) const {
+        emit(LogLevel::error, f, std::forward<A>(a)...);
+    }
 
 private:
     template <class... A>

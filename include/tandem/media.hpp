@@ -34,29 +34,29 @@ enum class MediaKind : std::uint8_t { audio, video, image };
 
 enum class Format : std::uint16_t {
     none = 0,
-    slin8,    // signed linear 16-bit host order, 8 kHz
-    slin16,   // 16 kHz
-    slin48,   // 48 kHz
-    ulaw,     // G.711 mu-law
-    alaw,     // G.711 A-law
-    g722,     // 16 kHz audio, 8 kHz RTP clock
-    g726,     // G.726-32 (RFC 3551 bit order)
-    gsm,      // GSM 06.10 full rate
+    slin8,   // signed linear 16-bit host order, 8 kHz
+    slin16,  // 16 kHz
+    slin48,  // 48 kHz
+    ulaw,    // G.711 mu-law
+    alaw,    // G.711 A-law
+    g722,    // 16 kHz audio, 8 kHz RTP clock
+    g726,    // G.726-32 (RFC 3551 bit order)
+    gsm,     // GSM 06.10 full rate
     lpc10,
-    adpcm,    // IMA/DVI ADPCM, 8 kHz (DVI4)
+    adpcm,  // IMA/DVI ADPCM, 8 kHz (DVI4)
     speex8,
     speex16,
-    opus,     // 48 kHz
-    g729,     // G.729A
+    opus,  // 48 kHz
+    g729,  // G.729A
     h264,
     vp8,
     h263,
-    count_,   // number of formats; keep last
+    count_,  // number of formats; keep last
 };
 
 struct FormatInfo {
     Format format;
-    std::string_view name;           // Tandem's name: "ulaw", "slin16", "opus" (allow=/disallow=, file suffixes)
+    std::string_view name;  // Tandem's name: "ulaw", "slin16", "opus" (allow=/disallow=, file suffixes)
     MediaKind kind;
     std::string_view encoding_name;  // SDP rtpmap name: "PCMU", "G722", "opus", "H264"; "" for slin
     std::uint32_t sample_rate;       // audio samples per second (g722: 16000)

@@ -55,7 +55,9 @@ inline constexpr std::uint32_t module_magic = 0x54414e44;  // "TAND"
 }
 
 // Provides the factory the generated descriptor calls.
-#define TANDEM_MODULE(Class) \
-    ::tandem::Module* tandem_create_module() { return new Class(); }
+#define TANDEM_MODULE(Class)                   \
+    ::tandem::Module* tandem_create_module() { \
+        return new Class();                    \
+    }
 
 ::tandem::Module* tandem_create_module();

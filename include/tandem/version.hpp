@@ -28,9 +28,10 @@
 #define TANDEM_COMPILER_TAG "cc"
 #endif
 
-#define TANDEM_ABI_TAG                                                        \
-    "tandem-sdk-" TANDEM_STRINGIFY(TANDEM_VERSION_MAJOR) "." TANDEM_STRINGIFY( \
-        TANDEM_VERSION_MINOR) "r" TANDEM_STRINGIFY(TANDEM_SDK_REVISION) "/" TANDEM_COMPILER_TAG "/boost" BOOST_LIB_VERSION
+#define TANDEM_ABI_TAG                                                                          \
+    "tandem-sdk-" TANDEM_STRINGIFY(TANDEM_VERSION_MAJOR) "." TANDEM_STRINGIFY(                  \
+        TANDEM_VERSION_MINOR) "r" TANDEM_STRINGIFY(TANDEM_SDK_REVISION) "/" TANDEM_COMPILER_TAG \
+                                                                        "/boost" BOOST_LIB_VERSION
 
 namespace tandem {
 inline constexpr const char* version = TANDEM_VERSION;

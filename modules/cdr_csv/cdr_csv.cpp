@@ -30,15 +30,24 @@ const config::OptionSpec csv_schema[] = {
     {"usegmtime", config::OptionType::boolean, "no", 0, 0, {}, "Times in UTC instead of local time."},
     {"loguniqueid", config::OptionType::boolean, "yes", 0, 0, {}, "Add the uniqueid column."},
     {"loguserfield", config::OptionType::boolean, "yes", 0, 0, {}, "Add the userfield column."},
-    {"fsync", config::OptionType::boolean, "no", 0, 0, {}, "fdatasync after every record (slower, survives power loss)."},
+    {"fsync",
+     config::OptionType::boolean,
+     "no",
+     0,
+     0,
+     {},
+     "fdatasync after every record (slower, survives power loss)."},
 };
 
 std::string quote(std::string_view s) {
     std::string out = "\"";
     for (char c : s) {
-        if (c == '"') out += "\"\"";
-        else if (c == '\n' || c == '\r') out += ' ';
-        else out += c;
+        if (c == '"')
+            out += "\"\"";
+        else if (c == '\n' || c == '\r')
+            out += ' ';
+        else
+            out += c;
     }
     out += '"';
     return out;
@@ -53,13 +62,12 @@ class CsvModule final : public Module {
 public:
     void load(Host& host) override {
         configure(host);
-        backend_ = host.add("csv", CdrBackend{
-            "CSV file",
-            [this](const CdrRecord& r, std::string& error) { return write(r, error); },
-            [this] {
-                std::lock_guard lock(mu_);
-                if (fd_ >= 0) ::fdatasync(fd_);
-            }});
+        backend_ = host.add(
+            "csv", CdrBackend{"CSV file", [this](const CdrRecord& r, std::string& error) { return write(r, error); },
+                              [this] {
+                                  std::lock_guard lock(mu_);
+                                  if (fd_ >= 0) ::fdatasync(fd_);
+                              }});
     }
 
     void reload(Host& host) override { configure(host); }
@@ -95,8 +103,10 @@ private:
         if (t == std::chrono::system_clock::time_point{}) return "";
         auto tt = std::chrono::system_clock::to_time_t(t);
         std::tm tm{};
-        if (gmt) gmtime_r(&tt, &tm);
-        else localtime_r(&tt, &tm);
+        if (gmt)
+            gmtime_r(&tt, &tm);
+        else
+            localtime_r(&tt, &tm);
         return fmt::format("{:%Y-%m-%d %H:%M:%S}", tm);
     }
 
@@ -126,7 +136,8 @@ private:
                                 n < 0 ? std::strerror(errno) : "short write (disk full?)");
             if (n > 0) {
                 // Never leave a partial line for the next record to glue onto.
-                if (::ftruncate(fd_, ::lseek(fd_, 0, SEEK_END) - n) != 0) {}
+                if (::ftruncate(fd_, ::lseek(fd_, 0, SEEK_END) - n) != 0) {
+                }
             }
             ::close(fd_);
             fd_ = -1;

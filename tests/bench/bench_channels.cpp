@@ -38,11 +38,10 @@ int main(int argc, char** argv) {
     int idle_seconds = argc > 2 ? std::atoi(argv[2]) : 10;
     auto dir = fs::temp_directory_path() / ("tandem-bench-" + std::to_string(getpid()));
     fs::create_directories(dir / "etc");
-    std::ofstream(dir / "etc" / "tandem.conf") << "[options]\nlogfile =\nverbose = warning\n[directories]\nmodules => "
-                                               << TANDEM_BENCH_MODULE_DIR << "\nrun => " << (dir / "run").string()
-                                               << "\nspool => " << (dir / "spool").string() << "\ndb => "
-                                               << (dir / "lib").string() << "\nlog => " << (dir / "log").string()
-                                               << "\n";
+    std::ofstream(dir / "etc" / "tandem.conf")
+        << "[options]\nlogfile =\nverbose = warning\n[directories]\nmodules => " << TANDEM_BENCH_MODULE_DIR
+        << "\nrun => " << (dir / "run").string() << "\nspool => " << (dir / "spool").string() << "\ndb => "
+        << (dir / "lib").string() << "\nlog => " << (dir / "log").string() << "\n";
     std::ofstream(dir / "etc" / "modules.conf") << "[modules]\nautoload = yes\n";
     std::ofstream(dir / "etc" / "extensions.conf") << "[b]\nexten => w,1,Answer()\n same => n,Wait(3600)\n";
     std::ofstream(dir / "etc" / "cdr.conf") << "[csv]\nenabled = no\n";
@@ -97,7 +96,8 @@ int main(int argc, char** argv) {
     auto t1 = std::chrono::steady_clock::now();
     for (auto& c : core.channels()) c->request_hangup();
     while (core.channel_count()) std::this_thread::sleep_for(20ms);
-    std::printf("  hang up all              %8.2f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
+    std::printf("  hang up all              %8.2f s\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
     core.shutdown(true);
     fs::remove_all(dir);
     return 0;

@@ -8,13 +8,15 @@ namespace {
 class Fails final : public tandem::Module {
 public:
     void load(tandem::Host& host) override {
-        app_ = host.add("TestFails", tandem::Application{
-            "never stays", "TestFails()", "", 0, 0,
-            [](tandem::Channel&, const tandem::AppArgs&) -> tandem::awaitable<tandem::AppResult> {
-                co_return tandem::AppResult::next;
-            }});
+        app_ = host.add(
+            "TestFails",
+            tandem::Application{"never stays", "TestFails()", "", 0, 0,
+                                [](tandem::Channel&, const tandem::AppArgs&) -> tandem::awaitable<tandem::AppResult> {
+                                    co_return tandem::AppResult::next;
+                                }});
         throw std::runtime_error("cannot open /nonexistent/device");
     }
+
 private:
     tandem::Registration app_;
 };

@@ -25,9 +25,8 @@ public:
         static std::atomic<unsigned> counter{0};
         std::random_device rd;
         const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        root_ = fs::temp_directory_path() /
-                ("tandem-config-test-" + std::to_string(rd()) + "-" + std::to_string(stamp) + "-" +
-                 std::to_string(counter++));
+        root_ = fs::temp_directory_path() / ("tandem-config-test-" + std::to_string(rd()) + "-" +
+                                             std::to_string(stamp) + "-" + std::to_string(counter++));
         fs::create_directories(root_);
     }
     ~TempDir() {
@@ -167,18 +166,18 @@ TEST_CASE("config: line comments, escaped semicolons and quotes") {
 
 TEST_CASE("config: block comments, single line, multi line, mid line, nested") {
     const auto r = text(
-        "[s]\n"                                    // 1
-        "a = 1 ;-- inline --; 2\n"                 // 2
-        ";-- spanning\n"                           // 3
-        "hidden = yes\n"                           // 4
-        "--;\n"                                    // 5
-        "b = start ;-- begins mid line\n"          // 6
-        "hidden2 = yes\n"                          // 7
-        "ends mid line --; c = after\n"            // 8
-        ";-- outer ;-- inner --; still outer\n"    // 9
-        "hidden3 = yes\n"                          // 10
-        "--; d = 4\n"                              // 11
-        "e = \"x ;-- not a comment --;\"\n");      // 12
+        "[s]\n"                                  // 1
+        "a = 1 ;-- inline --; 2\n"               // 2
+        ";-- spanning\n"                         // 3
+        "hidden = yes\n"                         // 4
+        "--;\n"                                  // 5
+        "b = start ;-- begins mid line\n"        // 6
+        "hidden2 = yes\n"                        // 7
+        "ends mid line --; c = after\n"          // 8
+        ";-- outer ;-- inner --; still outer\n"  // 9
+        "hidden3 = yes\n"                        // 10
+        "--; d = 4\n"                            // 11
+        "e = \"x ;-- not a comment --;\"\n");    // 12
     REQUIRE(r.ok());
     const Section& s = *r.file.section("s");
     CHECK(values(s) == Strings{"a=1  2", "b=start", "c=after", "d=4", "e=\"x ;-- not a comment --;\""});
@@ -188,8 +187,7 @@ TEST_CASE("config: block comments, single line, multi line, mid line, nested") {
 
 TEST_CASE("config: unterminated block comment is reported where it began") {
     const auto r = text("[s]\na = 1\n;-- never closed\nb = 2\nc = 3\n", "blk.conf");
-    CHECK(error_strings(r.errors) ==
-          Strings{"blk.conf:3: unterminated block comment (';--' without matching '--;')"});
+    CHECK(error_strings(r.errors) == Strings{"blk.conf:3: unterminated block comment (';--' without matching '--;')"});
     CHECK(values(*r.file.section("s")) == Strings{"a=1"});
 }
 
@@ -197,18 +195,18 @@ TEST_CASE("config: unterminated block comment is reported where it began") {
 
 TEST_CASE("config: malformed lines are reported with file:line and parsing continues") {
     const auto r = text(
-        "[ok]\n"                  // 1
-        "garbage\n"               // 2
-        "[unterminated\n"         // 3
-        " = value\n"              // 4
-        "=> obj\n"                // 5
-        "[]\n"                    // 6
-        "[x] trailing\n"          // 7
-        "#bogus thing\n"          // 8
-        "#include\n"              // 9
-        "#include \"half\n"       // 10
-        "#include <a.conf> b\n"   // 11
-        "good = yes\n",           // 12
+        "[ok]\n"                 // 1
+        "garbage\n"              // 2
+        "[unterminated\n"        // 3
+        " = value\n"             // 4
+        "=> obj\n"               // 5
+        "[]\n"                   // 6
+        "[x] trailing\n"         // 7
+        "#bogus thing\n"         // 8
+        "#include\n"             // 9
+        "#include \"half\n"      // 10
+        "#include <a.conf> b\n"  // 11
+        "good = yes\n",          // 12
         "bad.conf");
     CHECK(error_strings(r.errors) ==
           Strings{
@@ -236,9 +234,8 @@ TEST_CASE("config: binary junk and NUL bytes are reported, not fatal") {
     t += "\x01\x02\x7f\xff\xfe junk\n";
     t += "c = 3\n";
     const auto r = text(t, "bin.conf");
-    CHECK(error_strings(r.errors) ==
-          Strings{"bin.conf:3: line contains binary data (byte 0x00); ignored",
-                  "bin.conf:4: line contains binary data (byte 0x01); ignored"});
+    CHECK(error_strings(r.errors) == Strings{"bin.conf:3: line contains binary data (byte 0x00); ignored",
+                                             "bin.conf:4: line contains binary data (byte 0x01); ignored"});
     CHECK(values(*r.file.section("s")) == Strings{"a=1", "c=3"});
 
     // High-bit bytes alone (UTF-8 text) are fine; control bytes inside a
@@ -282,16 +279,16 @@ TEST_CASE("config: CRLF line endings, UTF-8 BOM and very long lines") {
 
 TEST_CASE("config: templates, multiple and chained inheritance") {
     const auto r = text(
-        "[base](!)\n"               // 1
-        "type = friend\n"           // 2
-        "host = dynamic\n"          // 3
-        "[codecs](!)\n"             // 4
-        "allow = ulaw\n"            // 5
-        "[both](!,base,codecs)\n"   // 6
-        "nat = yes\n"               // 7
-        "[100](both)\n"             // 8
-        "host = 10.0.0.1\n"         // 9
-        "[200](codecs,base)\n",     // 10
+        "[base](!)\n"              // 1
+        "type = friend\n"          // 2
+        "host = dynamic\n"         // 3
+        "[codecs](!)\n"            // 4
+        "allow = ulaw\n"           // 5
+        "[both](!,base,codecs)\n"  // 6
+        "nat = yes\n"              // 7
+        "[100](both)\n"            // 8
+        "host = 10.0.0.1\n"        // 9
+        "[200](codecs,base)\n",    // 10
         "sip.conf");
     REQUIRE(r.ok());
     const File& f = r.file;
@@ -306,8 +303,7 @@ TEST_CASE("config: templates, multiple and chained inheritance") {
 
     const Section& s100 = *f.section("100");
     CHECK(s100.templates == Strings{"both"});
-    CHECK(values(s100) ==
-          Strings{"type=friend", "host=dynamic", "allow=ulaw", "nat=yes", "host=10.0.0.1"});
+    CHECK(values(s100) == Strings{"type=friend", "host=dynamic", "allow=ulaw", "nat=yes", "host=10.0.0.1"});
     CHECK(s100.get("host") == "10.0.0.1");  // own value overrides the template's
     // Inherited variables keep the template's own lines.
     CHECK(s100.find("type")->where.str() == "sip.conf:2");
@@ -320,10 +316,9 @@ TEST_CASE("config: templates, multiple and chained inheritance") {
 
 TEST_CASE("config: unknown template and self inheritance are errors") {
     const auto r = text("[a](nosuch)\nx = 1\n[a](a)\n[b](!, ,a)\n", "tpl.conf");
-    CHECK(error_strings(r.errors) ==
-          Strings{"tpl.conf:1: unknown template 'nosuch' for section [a]",
-                  "tpl.conf:3: section [a] cannot inherit from itself",
-                  "tpl.conf:4: empty template name in section header [b]"});
+    CHECK(error_strings(r.errors) == Strings{"tpl.conf:1: unknown template 'nosuch' for section [a]",
+                                             "tpl.conf:3: section [a] cannot inherit from itself",
+                                             "tpl.conf:4: empty template name in section header [b]"});
     REQUIRE(r.file.section("a"));
     CHECK(r.file.section("a")->get("x") == "1");
     CHECK(r.file.section("a")->templates.empty());
@@ -368,8 +363,8 @@ TEST_CASE("config: #include inside a section continues that section") {
     REQUIRE(r.ok());
     CHECK(r.file.path == main.string());
     const Section& d = *r.file.section("default");
-    CHECK(values(d) == Strings{"exten=1,1,Answer()", "exten=2,1,Playback(hello)",
-                               "exten=2,n,Hangup()", "exten=3,1,Answer()"});
+    CHECK(values(d) ==
+          Strings{"exten=1,1,Answer()", "exten=2,1,Playback(hello)", "exten=2,n,Hangup()", "exten=3,1,Answer()"});
     CHECK(d.variables[1].where.str() == dir.path("sub/ext-extra.conf") + ":1");
     CHECK(d.variables[2].where.str() == dir.path("sub/ext-extra.conf") + ":2");
     CHECK(d.variables[3].where.str() == main.string() + ":4");
@@ -386,8 +381,10 @@ TEST_CASE("config: include forms, nested relative paths and absolute paths") {
                                 "[s]\n"
                                 "#include a/inner.conf ; bare, with a comment\n"
                                 "#include <b.conf>\n"
-                                "#include \"" + dir.path("abs.conf") + "\"\n"
-                                "#tryinclude \"b.conf\"\n");
+                                "#include \"" +
+                                    dir.path("abs.conf") +
+                                    "\"\n"
+                                    "#tryinclude \"b.conf\"\n");
     const auto r = parse_file(main);
     REQUIRE(r.ok());
     CHECK(values(*r.file.section("s")) == Strings{"inner=1", "deep=1", "angle=1", "abs=1", "angle=1"});
@@ -427,10 +424,9 @@ TEST_CASE("config: glob includes are read in sorted order; an empty glob is fine
     Strings order;
     for (const auto* v : r.file.section("s")->all("order")) order.push_back(v->value);
     CHECK(order == Strings{"03", "10", "20", "a1", "b2"});
-    CHECK(r.file.files_read ==
-          Strings{main.string(), dir.path("conf.d/03-a.conf"), dir.path("conf.d/10-c.conf"),
-                  dir.path("conf.d/20-b.conf"), dir.path("other/a1.conf"),
-                  dir.path("other/b2.conf")});
+    CHECK(r.file.files_read == Strings{main.string(), dir.path("conf.d/03-a.conf"), dir.path("conf.d/10-c.conf"),
+                                       dir.path("conf.d/20-b.conf"), dir.path("other/a1.conf"),
+                                       dir.path("other/b2.conf")});
 }
 
 TEST_CASE("config: missing include is an error, #tryinclude is not") {
@@ -447,8 +443,7 @@ TEST_CASE("config: missing include is an error, #tryinclude is not") {
     CHECK(error_strings(r.errors) ==
           Strings{main.string() + ":3: cannot read include file '" + dir.path("missing.conf") +
                       "': No such file or directory",
-                  main.string() + ":5: cannot read include file '" + dir.path("adir") +
-                      "': is a directory"});
+                  main.string() + ":5: cannot read include file '" + dir.path("adir") + "': is a directory"});
     CHECK(values(*r.file.section("s")) == Strings{"a=1", "b=2"});
 }
 
@@ -460,8 +455,8 @@ TEST_CASE("config: include loops are detected, repeated includes are not loops")
     const auto r = parse_file(main);
     REQUIRE(r.errors.size() == 1);
     CHECK(r.errors[0].where.str() == dir.path("b.conf") + ":2");
-    CHECK(r.errors[0].message == "include loop: " + main.string() + " -> " + dir.path("a.conf") +
-                                     " -> " + dir.path("b.conf") + " -> " + dir.path("a.conf"));
+    CHECK(r.errors[0].message == "include loop: " + main.string() + " -> " + dir.path("a.conf") + " -> " +
+                                     dir.path("b.conf") + " -> " + dir.path("a.conf"));
     CHECK(values(*r.file.section("s")) == Strings{"a=1", "b=1"});
 
     const auto self = dir.write("self.conf", "x = 1\n#include self.conf\n");
@@ -630,8 +625,7 @@ TEST_CASE("config: integer values and ranges") {
     const auto schema = sip_schema();
     const auto check_port = [&](const std::string& v) {
         Options o;
-        return error_strings(
-            bind(*text("[p]\nsecret=x\nport = " + v + "\n", "sip.conf").file.section("p"), schema, o));
+        return error_strings(bind(*text("[p]\nsecret=x\nport = " + v + "\n", "sip.conf").file.section("p"), schema, o));
     };
     const std::string msg = "sip.conf:3: option 'port' must be an integer between 1 and 65535, got ";
     CHECK(check_port("abc") == Strings{msg + "'abc'"});
@@ -649,20 +643,17 @@ TEST_CASE("config: integer values and ranges") {
                                      {.name = "hi", .type = OptionType::integer, .max = 10},
                                      {.name = "any", .type = OptionType::integer}};
     Options o;
-    CHECK(error_strings(bind(*text("[s]\nlo=-1\nhi=11\nany=-9223372036854775808\n", "i.conf")
-                                  .file.section("s"),
-                              s2, o)) ==
-          Strings{"i.conf:2: option 'lo' must be an integer of at least 0, got '-1'",
-                  "i.conf:3: option 'hi' must be an integer of at most 10, got '11'"});
+    CHECK(error_strings(bind(*text("[s]\nlo=-1\nhi=11\nany=-9223372036854775808\n", "i.conf").file.section("s"), s2,
+                             o)) == Strings{"i.conf:2: option 'lo' must be an integer of at least 0, got '-1'",
+                                            "i.conf:3: option 'hi' must be an integer of at most 10, got '11'"});
     CHECK(o.integer("any") == std::numeric_limits<long long>::min());
     CHECK(o.integer("lo") == 0);  // invalid value: no default, reads as zero
     CHECK_FALSE(o.has("lo"));
 }
 
 TEST_CASE("config: durations") {
-    const std::vector<OptionSpec> schema{
-        {.name = "d", .type = OptionType::duration, .default_value = "2h"},
-        {.name = "r", .type = OptionType::duration, .min = 1000, .max = 60000}};
+    const std::vector<OptionSpec> schema{{.name = "d", .type = OptionType::duration, .default_value = "2h"},
+                                         {.name = "r", .type = OptionType::duration, .min = 1000, .max = 60000}};
     const auto dur = [&](const std::string& v, std::chrono::milliseconds want) {
         Options o;
         CHECK(bind(*text("[s]\nd = " + v + "\n").file.section("s"), schema, o).empty());
@@ -680,11 +671,11 @@ TEST_CASE("config: durations") {
     CHECK(o.duration("d") == 2h);
 
     for (const char* bad : {"abc", "-5s", "5x", "1.5s", "ms", "99999999999999999h"}) {
-        const auto e = bind(*text(std::string("[s]\nd = ") + bad + "\n", "d.conf").file.section("s"),
-                            schema, o);
+        const auto e = bind(*text(std::string("[s]\nd = ") + bad + "\n", "d.conf").file.section("s"), schema, o);
         REQUIRE(e.size() == 1);
         CHECK(e[0].str() == std::string("d.conf:2: option 'd' must be a duration such as 500ms, 30s, 5m "
-                                        "or 2h, got '") + bad + "'");
+                                        "or 2h, got '") +
+                                bad + "'");
     }
     CHECK(error_strings(bind(*text("[s]\nr = 2m\n", "d.conf").file.section("s"), schema, o)) ==
           Strings{"d.conf:2: option 'r' must be a duration such as 500ms, 30s, 5m or 2h between "
@@ -694,8 +685,7 @@ TEST_CASE("config: durations") {
 TEST_CASE("config: choices and lists") {
     const auto schema = sip_schema();
     Options o;
-    CHECK(error_strings(bind(*text("[p]\nsecret=x\ndtmfmode = auto\n", "sip.conf").file.section("p"),
-                              schema, o)) ==
+    CHECK(error_strings(bind(*text("[p]\nsecret=x\ndtmfmode = auto\n", "sip.conf").file.section("p"), schema, o)) ==
           Strings{"sip.conf:3: option 'dtmfmode' must be one of rfc2833, inband, info, got 'auto'"});
     CHECK(o.str("dtmfmode") == "rfc2833");  // default kept after an invalid value
 
@@ -722,20 +712,19 @@ TEST_CASE("config: quotes are stripped only when they enclose the whole value") 
 
 TEST_CASE("config: unknown options, allow_unknown, and the last occurrence wins") {
     const auto r = text(
-        "[t](!)\n"           // 1
-        "port = bad\n"       // 2  overridden below, so not reported
-        "[p](t)\n"           // 3
-        "secret = x\n"       // 4
-        "colour = red\n"     // 5
-        "COLOUR = blue\n"    // 6  same unknown name: reported once
-        "Port = 5061\n"      // 7  names match regardless of case
-        "typo = 1\n",        // 8
+        "[t](!)\n"         // 1
+        "port = bad\n"     // 2  overridden below, so not reported
+        "[p](t)\n"         // 3
+        "secret = x\n"     // 4
+        "colour = red\n"   // 5
+        "COLOUR = blue\n"  // 6  same unknown name: reported once
+        "Port = 5061\n"    // 7  names match regardless of case
+        "typo = 1\n",      // 8
         "sip.conf");
     const auto schema = sip_schema();
     Options o;
     CHECK(error_strings(bind(*r.file.section("p"), schema, o)) ==
-          Strings{"sip.conf:5: unknown option 'colour' in [p]",
-                  "sip.conf:8: unknown option 'typo' in [p]"});
+          Strings{"sip.conf:5: unknown option 'colour' in [p]", "sip.conf:8: unknown option 'typo' in [p]"});
     CHECK(o.integer("port") == 5061);
     CHECK(o.where("port")->line == 7);
 
@@ -796,10 +785,38 @@ TEST_CASE("config: bind replaces previous contents of Options") {
 
 TEST_CASE("config: random token soup never crashes or throws") {
     // Deterministic, so a failure is reproducible.
-    const std::vector<std::string> tokens{
-        "[", "]", "(", ")", "!", "+", ",", ";", ";--", "--;", "\"", "\\", "\\;", "=", "=>",
-        " ", "\t", "\n", "\r\n", std::string(1, '\0'), "\xEF\xBB\xBF", "\xff", "a", "ctx",
-        "#include ", "#tryinclude ", "#exec ", "nosuch.conf", "*.conf", "<", ">", "#"};
+    const std::vector<std::string> tokens{"[",
+                                          "]",
+                                          "(",
+                                          ")",
+                                          "!",
+                                          "+",
+                                          ",",
+                                          ";",
+                                          ";--",
+                                          "--;",
+                                          "\"",
+                                          "\\",
+                                          "\\;",
+                                          "=",
+                                          "=>",
+                                          " ",
+                                          "\t",
+                                          "\n",
+                                          "\r\n",
+                                          std::string(1, '\0'),
+                                          "\xEF\xBB\xBF",
+                                          "\xff",
+                                          "a",
+                                          "ctx",
+                                          "#include ",
+                                          "#tryinclude ",
+                                          "#exec ",
+                                          "nosuch.conf",
+                                          "*.conf",
+                                          "<",
+                                          ">",
+                                          "#"};
     std::mt19937 rng(1234);
     int misplaced = 0;
     for (int round = 0; round < 2000; ++round) {

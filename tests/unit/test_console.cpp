@@ -212,15 +212,20 @@ private:
         std::lock_guard lock(mu_);
         ++connections_;
         switch (mode_) {
-            case Mode::normal: send_locked(FrameType::greeting, "Tandem 9.9.9-test"); break;
-            case Mode::no_greeting: break;
+            case Mode::normal:
+                send_locked(FrameType::greeting, "Tandem 9.9.9-test");
+                break;
+            case Mode::no_greeting:
+                break;
             case Mode::refuse:
                 send_locked(FrameType::output, "Permission denied\n");
                 send_locked(FrameType::result, "1");
                 ::close(client_);
                 client_ = -1;
                 break;
-            case Mode::bad_greeting: write_all(client_, "HTTP/1.1 400 Bad Request\r\n"); break;
+            case Mode::bad_greeting:
+                write_all(client_, "HTTP/1.1 400 Bad Request\r\n");
+                break;
         }
     }
 
@@ -287,7 +292,8 @@ private:
                 run(f.payload);
                 break;
             }
-            default: break;
+            default:
+                break;
         }
     }
 
@@ -342,8 +348,8 @@ private:
     }
 
     static std::string complete(std::string_view line) {
-        static const char* const vocabulary[] = {"core show channels", "core show version", "core reload", "echo",
-                                                 "log", "fail", "usage", "exit", "quit"};
+        static const char* const vocabulary[] = {
+            "core show channels", "core show version", "core reload", "echo", "log", "fail", "usage", "exit", "quit"};
         auto words = split_words(line);
         std::string partial;
         if (!line.empty() && line.back() != ' ' && !words.empty()) {
@@ -416,7 +422,9 @@ Captured script(const std::string& path, const std::string& verbosity, const std
     return c;
 }
 
-bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, std::string_view part) {
+    return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -477,8 +485,7 @@ TEST_CASE("console: run_command connection problems") {
         auto c = command(path, "echo x");
         CHECK(c.status == 1);
         CHECK(c.out.empty());
-        CHECK(c.err == "Unable to connect to Tandem at " + path +
-                           ": No such file or directory (is tandem running?)\n");
+        CHECK(c.err == "Unable to connect to Tandem at " + path + ": No such file or directory (is tandem running?)\n");
     }
     SUBCASE("a stale socket nobody listens on") {
         const auto path = dir.file("stale.ctl");
@@ -813,8 +820,8 @@ TEST_CASE("console: interactive session on a terminal") {
         CHECK_FALSE(contains(console.transcript(), "late output"));
         CHECK_FALSE(contains(console.transcript(), "dropped\r\n"));
         CHECK(server.commands() == std::vector<std::string>{"echo hello", "log inside", "core show version",
-                                                            "echo partial",
-                                                            "echo kept", "slow", "echo next", "echo next"});
+                                                            "echo partial", "echo kept", "slow", "echo next",
+                                                            "echo next"});
 
         const auto saved = slurp(history);
         CHECK(contains(saved, "echo\\040hello\n"));

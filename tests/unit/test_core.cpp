@@ -319,7 +319,8 @@ TEST_CASE("core: modules.conf noload, load and require") {
     }
     {
         test::TestCore t({}, false);
-        std::ofstream(t.dir / "etc" / "modules.conf") << "[modules]\nautoload = yes\nrequire => res_missing\nbogus = 1\n";
+        std::ofstream(t.dir / "etc" / "modules.conf")
+            << "[modules]\nautoload = yes\nrequire => res_missing\nbogus = 1\n";
         std::vector<std::string> problems;
         CHECK_FALSE(t.core->start(problems));
         std::string all;
@@ -331,7 +332,9 @@ TEST_CASE("core: modules.conf noload, load and require") {
 
 TEST_CASE("core: inherited variables pass one generation with _ and all with __") {
     test::TestCore t;
-    auto mk = [&] { return t.core->create_channel("Trace", "Trace/x", std::make_unique<NullDriver>(), t.core->pick_loop()); };
+    auto mk = [&] {
+        return t.core->create_channel("Trace", "Trace/x", std::make_unique<NullDriver>(), t.core->pick_loop());
+    };
     auto a = mk(), b = mk(), c = mk();
     a->set_variable("_ONE", "1");
     a->set_variable("__ALL", "2");
@@ -344,7 +347,6 @@ TEST_CASE("core: inherited variables pass one generation with _ and all with __"
     CHECK_FALSE(c->variable("ONE"));
     CHECK(c->variable("ALL") == "2");
     CHECK(c->linkedid() == a->linkedid());
-    for (auto& ch : {a, b, c})
-        boost::asio::post(ch->loop(), [&t, ch] { t.core->end_channel(ch); });
+    for (auto& ch : {a, b, c}) boost::asio::post(ch->loop(), [&t, ch] { t.core->end_channel(ch); });
     CHECK(t.wait_for([&] { return t.core->channel_count() == 0; }));
 }

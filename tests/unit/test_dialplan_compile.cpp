@@ -35,9 +35,10 @@ const Extension* find(const Snapshot& s, std::string_view ctx, std::string_view 
 
 TEST_CASE("dialplan: priorities, same, labels and hints") {
     std::vector<config::Diagnostic> p;
-    auto s = build("[c]\nexten => 100,1,Answer()\n same => n(loop),NoOp(x)\n same => n,Wait(1)\n"
-                   "exten => 100,hint,SIP/100\nexten => 100,10,NoOp()\n",
-                   p);
+    auto s = build(
+        "[c]\nexten => 100,1,Answer()\n same => n(loop),NoOp(x)\n same => n,Wait(1)\n"
+        "exten => 100,hint,SIP/100\nexten => 100,10,NoOp()\n",
+        p);
     REQUIRE(s);
     CHECK(p.empty());
     auto* e = find(*s, "c", "100");
@@ -52,9 +53,10 @@ TEST_CASE("dialplan: priorities, same, labels and hints") {
 
 TEST_CASE("dialplan: exact before patterns, patterns in Asterisk order, includes last") {
     std::vector<config::Diagnostic> p;
-    auto s = build("[c]\nexten => _X.,1,NoOp(any)\nexten => _1XX,1,NoOp(1xx)\nexten => _12X,1,NoOp(12x)\n"
-                   "exten => 123,1,NoOp(exact)\ninclude => other\n[other]\nexten => 999,1,NoOp(other)\n",
-                   p);
+    auto s = build(
+        "[c]\nexten => _X.,1,NoOp(any)\nexten => _1XX,1,NoOp(1xx)\nexten => _12X,1,NoOp(12x)\n"
+        "exten => 123,1,NoOp(exact)\ninclude => other\n[other]\nexten => 999,1,NoOp(other)\n",
+        p);
     REQUIRE(s);
     CHECK(find(*s, "c", "123")->priorities[0].args == "exact");
     CHECK(find(*s, "c", "124")->priorities[0].args == "12x");
@@ -68,9 +70,10 @@ TEST_CASE("dialplan: exact before patterns, patterns in Asterisk order, includes
 
 TEST_CASE("dialplan: caller-id matching prefers the specific variant") {
     std::vector<config::Diagnostic> p;
-    auto s = build("[c]\nexten => 100,1,NoOp(anyone)\nexten => 100/1001,1,NoOp(boss)\n"
-                   "exten => 100/_2XXX,1,NoOp(2xxx)\n",
-                   p);
+    auto s = build(
+        "[c]\nexten => 100,1,NoOp(anyone)\nexten => 100/1001,1,NoOp(boss)\n"
+        "exten => 100/_2XXX,1,NoOp(2xxx)\n",
+        p);
     REQUIRE(s);
     CHECK(find(*s, "c", "100", "1001")->priorities[0].args == "boss");
     CHECK(find(*s, "c", "100", "2345")->priorities[0].args == "2xxx");
@@ -79,10 +82,11 @@ TEST_CASE("dialplan: caller-id matching prefers the specific variant") {
 
 TEST_CASE("dialplan: include loops terminate; time-limited includes") {
     std::vector<config::Diagnostic> p;
-    auto s = build("[a]\ninclude => b\n[b]\ninclude => a\nexten => 1,1,NoOp()\n"
-                   "[t]\ninclude => never,0:00-0:00,*,*,feb&jan\ninclude => always,*,*,*,*\n"
-                   "[never]\nexten => 5,1,NoOp(never)\n[always]\nexten => 5,1,NoOp(always)\n",
-                   p);
+    auto s = build(
+        "[a]\ninclude => b\n[b]\ninclude => a\nexten => 1,1,NoOp()\n"
+        "[t]\ninclude => never,0:00-0:00,*,*,feb&jan\ninclude => always,*,*,*,*\n"
+        "[never]\nexten => 5,1,NoOp(never)\n[always]\nexten => 5,1,NoOp(always)\n",
+        p);
     REQUIRE(s);
     CHECK(find(*s, "a", "1"));
     CHECK(find(*s, "a", "2") == nullptr);
@@ -93,10 +97,11 @@ TEST_CASE("dialplan: include loops terminate; time-limited includes") {
 
 TEST_CASE("dialplan: errors carry file:line and reject the whole plan") {
     std::vector<config::Diagnostic> p;
-    auto s = build("[c]\nexten => 1,1,NoOp()\nexten => 2,1,Bogus(x)\nexten => 3,x,NoOp()\n"
-                   "exten => 4,1,Wait()\nexten => 5,1,Wait(1,2)\nexten => 6,n,NoOp()\nsame => n,NoOp()\n"
-                   "exten => 1,1,NoOp(dup)\nexten => _[,1,NoOp()\nexten => 7,1,Dial(a\nfoo => bar\n",
-                   p);
+    auto s = build(
+        "[c]\nexten => 1,1,NoOp()\nexten => 2,1,Bogus(x)\nexten => 3,x,NoOp()\n"
+        "exten => 4,1,Wait()\nexten => 5,1,Wait(1,2)\nexten => 6,n,NoOp()\nsame => n,NoOp()\n"
+        "exten => 1,1,NoOp(dup)\nexten => _[,1,NoOp()\nexten => 7,1,Dial(a\nfoo => bar\n",
+        p);
     CHECK(s == nullptr);
     std::string all;
     for (auto& d : p) all += d.str() + "\n";

@@ -47,7 +47,7 @@ TEST_CASE("expr: single operands come back as written") {
     CHECK(eval("  abc  ") == "abc");
     CHECK(eval("SIP") == "SIP");
     CHECK(eval("a.b_c#d@e^f;g'h\\i") == "a.b_c#d@e^f;g'h\\i");
-    CHECK(eval("$x") == "$x");       // '$' not followed by '{' is part of a word
+    CHECK(eval("$x") == "$x");  // '$' not followed by '{' is part of a word
     CHECK(eval("\xC3\xA9t\xC3\xA9") == "\xC3\xA9t\xC3\xA9");
 }
 
@@ -98,8 +98,8 @@ TEST_CASE("expr: unary minus and not bind tighter than binary operators") {
 TEST_CASE("expr: '!' on strings follows Asterisk (their leading integer)") {
     CHECK(eval("!abc") == "1");
     CHECK(eval("!5abc") == "0");
-    CHECK(eval("!0.5") == "1");      // a literal: atoi("0.5") is 0
-    CHECK(eval("!(1/2)") == "0");    // a computed number: 0.5 is true
+    CHECK(eval("!0.5") == "1");    // a literal: atoi("0.5") is 0
+    CHECK(eval("!(1/2)") == "0");  // a computed number: 0.5 is true
     CHECK(eval("!\"0\"") == "1");
     CHECK(eval("!\" 7\"") == "0");
 }
@@ -233,10 +233,10 @@ TEST_CASE("expr: '=~' is an unanchored match and '~~' concatenates") {
 }
 
 TEST_CASE("expr: regex operators bind tighter than unary ones") {
-    CHECK(eval("!abc : b") == "1");   // !(abc : b) = !0
-    CHECK(eval("-1 : 1") == "-1");    // -(1 : 1)
+    CHECK(eval("!abc : b") == "1");  // !(abc : b) = !0
+    CHECK(eval("-1 : 1") == "-1");   // -(1 : 1)
     CHECK(eval("(-1) : 1") == "0");
-    CHECK(eval("abc : a : 1") == "1"); // (abc : a) : 1
+    CHECK(eval("abc : a : 1") == "1");  // (abc : a) : 1
     CHECK(eval("2 * abc : ab") == "4");
 }
 

@@ -39,16 +39,15 @@ public:
         static std::atomic<unsigned> counter{0};
         std::random_device rd;
         const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        root_ = fs::temp_directory_path() /
-                ("tandem-kvstore-test-" + std::to_string(rd()) + "-" + std::to_string(stamp) + "-" +
-                 std::to_string(counter++));
+        root_ = fs::temp_directory_path() / ("tandem-kvstore-test-" + std::to_string(rd()) + "-" +
+                                             std::to_string(stamp) + "-" + std::to_string(counter++));
         fs::create_directories(root_);
     }
     ~TempDir() {
         std::error_code ec;
         fs::permissions(root_, fs::perms::owner_all, fs::perm_options::add, ec);
-        for (auto it = fs::recursive_directory_iterator(root_, ec);
-             !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::recursive_directory_iterator();
+             it.increment(ec))
             fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
         fs::remove_all(root_, ec);
     }
@@ -115,13 +114,12 @@ public:
     }
 
     // The first column of the first row, or nullopt when there is no row.
-    std::optional<std::string> scalar(const std::string& sql,
-                                      const std::vector<std::string>& params = {}) {
+    std::optional<std::string> scalar(const std::string& sql, const std::vector<std::string>& params = {}) {
         sqlite3_stmt* st = nullptr;
         REQUIRE(sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
         for (std::size_t i = 0; i < params.size(); ++i)
-            sqlite3_bind_text(st, static_cast<int>(i + 1), params[i].data(),
-                              static_cast<int>(params[i].size()), SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, static_cast<int>(i + 1), params[i].data(), static_cast<int>(params[i].size()),
+                              SQLITE_TRANSIENT);
         std::optional<std::string> out;
         const int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
@@ -151,8 +149,7 @@ KvStoreOptions fast_options() {
     return o;
 }
 
-std::unique_ptr<KvStore> open_ok(const fs::path& file,
-                                 const KvStoreOptions& options = fast_options()) {
+std::unique_ptr<KvStore> open_ok(const fs::path& file, const KvStoreOptions& options = fast_options()) {
     std::string error;
     auto store = KvStore::open(file, options, error);
     INFO("open error: " << error);
@@ -238,8 +235,7 @@ TEST_CASE("kvstore: list is sorted by /family/key and selects a family tree") {
     TempDir dir;
     const fs::path file = dir / "kv.sqlite3";
     const std::vector<std::string> everything = {
-        "/A/z",           "/CFWD-old/x", "/CFWD/1000", "/CFWD/1001",
-        "/CFWD/busy/1001", "/CFWD2/1001", "/DND/1001",
+        "/A/z", "/CFWD-old/x", "/CFWD/1000", "/CFWD/1001", "/CFWD/busy/1001", "/CFWD2/1001", "/DND/1001",
     };
     {
         auto store = open_ok(file);
@@ -257,8 +253,7 @@ TEST_CASE("kvstore: list is sorted by /family/key and selects a family tree") {
         CHECK(all.front().second == "last");
 
         const auto cfwd = store->list("CFWD");
-        CHECK(paths(cfwd) ==
-              std::vector<std::string>{"/CFWD/1000", "/CFWD/1001", "/CFWD/busy/1001"});
+        CHECK(paths(cfwd) == std::vector<std::string>{"/CFWD/1000", "/CFWD/1001", "/CFWD/busy/1001"});
         CHECK(cfwd[1].second == "2000");
         CHECK(paths(store->list("CFWD/busy")) == std::vector<std::string>{"/CFWD/busy/1001"});
         CHECK(store->list("CF").empty());  // a family is matched whole, not as a prefix
@@ -326,15 +321,15 @@ TEST_CASE("kvstore: data survives close and reopen") {
     const std::vector<std::pair<std::string, std::string>> odd = {
         {"quote", "it's \"quoted\""},
         {"sql", "'); DROP TABLE kv; --"},
-        {"utf8", "Gr\xc3\xbc\xc3\x9f"
-                 "e \xe2\x98\x8e"},
+        {"utf8",
+         "Gr\xc3\xbc\xc3\x9f"
+         "e \xe2\x98\x8e"},
         {"bytes", "\x01\x7f\xfe\xff"},
         {long_key, big_value},
     };
     {
         auto store = open_ok(file);
-        for (int i = 0; i < 100; ++i)
-            REQUIRE(store->put("ext", std::to_string(i), "v" + std::to_string(i)));
+        for (int i = 0; i < 100; ++i) REQUIRE(store->put("ext", std::to_string(i), "v" + std::to_string(i)));
         REQUIRE(store->put("ext", "7", "changed"));
         REQUIRE(store->del("ext", "8"));
         CHECK(store->del_tree("ext", "9") == 11);  // 9, 90..99
@@ -433,9 +428,7 @@ TEST_CASE("kvstore: concurrent writers and readers, then reopen") {
     const fs::path file = dir / "kv.sqlite3";
     constexpr int writers = 8;
     constexpr int keys_per_writer = 250;
-    const auto expected_value = [](int w, int k) {
-        return "w" + std::to_string(w) + ":" + std::to_string(k);
-    };
+    const auto expected_value = [](int w, int k) { return "w" + std::to_string(w) + ":" + std::to_string(k); };
     const auto deleted = [](int k) { return k % 5 == 0; };
     {
         auto store = open_ok(file);
@@ -465,8 +458,7 @@ TEST_CASE("kvstore: concurrent writers and readers, then reopen") {
                     const auto v = store->get("t" + std::to_string(w), std::to_string(k));
                     if (v && *v != "draft" && *v != expected_value(w, k)) ++bad_reads;
                     for (const auto& [path, value] : store->list("t" + std::to_string(w)))
-                        if (value != "draft" && !contains(value, "w" + std::to_string(w) + ":"))
-                            ++bad_reads;
+                        if (value != "draft" && !contains(value, "w" + std::to_string(w) + ":")) ++bad_reads;
                     (void)store->pending();
                     if (rng() % 64 == 0) (void)store->flush_for(1ms);
                 }
@@ -493,8 +485,7 @@ TEST_CASE("kvstore: concurrent writers and readers, then reopen") {
     }
     CHECK(missing == 0);
     CHECK(resurrected == 0);
-    CHECK(store->list().size() ==
-          static_cast<std::size_t>(writers * keys_per_writer * 4 / 5));
+    CHECK(store->list().size() == static_cast<std::size_t>(writers * keys_per_writer * 4 / 5));
 }
 
 TEST_CASE("kvstore: failed writes are reported, kept and retried until they land") {
@@ -650,8 +641,7 @@ TEST_CASE("kvstore: a read-only database serves reads and keeps writes queued") 
     }
     fs::permissions(file, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
     fs::permissions(db_dir, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
-                                fs::perms::group_exec | fs::perms::others_read |
-                                fs::perms::others_exec);
+                                fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
     {
         ErrorLog errors;
         auto store = open_ok(file);
@@ -704,8 +694,7 @@ TEST_CASE("kvstore: a corrupt or unusable file is refused with a message naming 
         const fs::path file = dir / "damaged.sqlite3";
         {
             auto store = open_ok(file);
-            for (int i = 0; i < 200; ++i)
-                REQUIRE(store->put("f", std::to_string(i), std::string(200, 'v')));
+            for (int i = 0; i < 200; ++i) REQUIRE(store->put("f", std::to_string(i), std::string(200, 'v')));
         }
         std::string bytes = read_bytes(file);
         REQUIRE(bytes.size() > 8192);

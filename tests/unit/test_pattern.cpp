@@ -21,9 +21,13 @@ Pattern compiled(std::string_view ext) {
     return *p;
 }
 
-bool match(std::string_view ext, std::string_view number) { return compiled(ext).matches(number); }
+bool match(std::string_view ext, std::string_view number) {
+    return compiled(ext).matches(number);
+}
 
-MatchMore more(std::string_view ext, std::string_view prefix) { return compiled(ext).can_match(prefix); }
+MatchMore more(std::string_view ext, std::string_view prefix) {
+    return compiled(ext).can_match(prefix);
+}
 
 std::string compile_error(std::string_view ext) {
     std::string error;
@@ -280,17 +284,17 @@ TEST_CASE("pattern: plain names sort before patterns, bytewise among themselves"
 }
 
 TEST_CASE("pattern: a position that matches fewer characters sorts first") {
-    CHECK(compare_extensions("_1", "_2") < 0);              // single characters by value
-    CHECK(compare_extensions("_9", "_[12]") < 0);           // 1 character < 2
-    CHECK(compare_extensions("_[12]", "_[0-2]") < 0);       // 2 < 3
-    CHECK(compare_extensions("_N", "_Z") < 0);              // 8 < 9
-    CHECK(compare_extensions("_Z", "_X") < 0);              // 9 < 10
-    CHECK(compare_extensions("_X", "_[0-9a]") < 0);         // 10 < 11
-    CHECK(compare_extensions("_[0-1]", "_[1-2]") < 0);      // same size: lower first character
-    CHECK(compare_extensions("_[12]", "_[13]") < 0);        // same size and start: lower set
+    CHECK(compare_extensions("_1", "_2") < 0);          // single characters by value
+    CHECK(compare_extensions("_9", "_[12]") < 0);       // 1 character < 2
+    CHECK(compare_extensions("_[12]", "_[0-2]") < 0);   // 2 < 3
+    CHECK(compare_extensions("_N", "_Z") < 0);          // 8 < 9
+    CHECK(compare_extensions("_Z", "_X") < 0);          // 9 < 10
+    CHECK(compare_extensions("_X", "_[0-9a]") < 0);     // 10 < 11
+    CHECK(compare_extensions("_[0-1]", "_[1-2]") < 0);  // same size: lower first character
+    CHECK(compare_extensions("_[12]", "_[13]") < 0);    // same size and start: lower set
     CHECK(compare_extensions("_[13]", "_[12]") > 0);
     CHECK(compare_extensions("_[a-z]", "_[A-Z]") > 0);
-    CHECK(compare_extensions("_X", "_[0-9]") == 0);         // the same set
+    CHECK(compare_extensions("_X", "_[0-9]") == 0);  // the same set
     CHECK(compare_extensions("_N", "_[2-9]") == 0);
     CHECK(compare_extensions("_Z", "_[987654321]") == 0);
     CHECK(compare_extensions("_x", "_X") == 0);
@@ -315,23 +319,20 @@ TEST_CASE("pattern: wildcards sort after every class, then the end of the patter
 
 TEST_CASE("pattern: a context's extensions in Asterisk's order") {
     const std::vector<std::string> context = {
-        "_X.", "_NXXXXXX", "s", "_1NXXNXXXXXX", "_011.", "911", "h", "_555XXXX", "_55512XX", "5551212",
-        "i", "t", "_9!", "_[2-4]XX", "_0", "_*XX", "_7[1-3]XX", "_1800NXXXXXX",
+        "_X.",     "_NXXXXXX", "s", "_1NXXNXXXXXX", "_011.",    "911", "h",    "_555XXXX",  "_55512XX",
+        "5551212", "i",        "t", "_9!",          "_[2-4]XX", "_0",  "_*XX", "_7[1-3]XX", "_1800NXXXXXX",
     };
     const std::vector<std::string> expected = {
-        "5551212", "911", "h", "i", "s", "t",
-        "_*XX",          // '*' is a single character, and sorts below the digits
-        "_011.",         // a longer pattern sorts before its own prefix
+        "5551212",      "911",       "h",   "i", "s", "t",
+        "_*XX",   // '*' is a single character, and sorts below the digits
+        "_011.",  // a longer pattern sorts before its own prefix
         "_0",
         "_1800NXXXXXX",  // the literal '8' beats N at the second position
         "_1NXXNXXXXXX",
-        "_55512XX",      // more specific digits first
-        "_555XXXX",
-        "_7[1-3]XX",
-        "_9!",
-        "_[2-4]XX",      // 3 characters beat N (8) and X (10)
-        "_NXXXXXX",
-        "_X.",
+        "_55512XX",  // more specific digits first
+        "_555XXXX",     "_7[1-3]XX", "_9!",
+        "_[2-4]XX",  // 3 characters beat N (8) and X (10)
+        "_NXXXXXX",     "_X.",
     };
     CHECK(sorted(context) == expected);
 
@@ -370,8 +371,8 @@ TEST_CASE("pattern: malformed patterns still sort, the way Asterisk sorts them")
 
 TEST_CASE("pattern: compare is antisymmetric and consistent with compare_extensions") {
     const std::vector<std::string> names = {
-        "_X.", "_NXX", "_[1-3]", "_[13]", "_[12]", "_1", "_!", "_.", "_", "100", "1-00", "_1-2", "_12",
-        "_1X!", "_Z", "_z", "_[a-c]", "_#", "s",
+        "_X.",  "_NXX", "_[1-3]", "_[13]", "_[12]", "_1", "_!",     "_.", "_", "100",
+        "1-00", "_1-2", "_12",    "_1X!",  "_Z",    "_z", "_[a-c]", "_#", "s",
     };
     for (const auto& a : names) {
         for (const auto& b : names) {

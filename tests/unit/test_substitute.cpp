@@ -75,8 +75,8 @@ struct Fixture {
 
     Fixture() {
         r.vars = {
-            {"X", "abcdef"}, {"A", "4"}, {"N", "1"}, {"FOO1", "bar"}, {"PTR", "X"}, {"EXTEN", "91234"},
-            {"TIMEOUT", "30"}, {"EMPTY", ""}, {"SELF", "SELF"}, {"COLON", "a:b"},
+            {"X", "abcdef"},    {"A", "4"},        {"N", "1"},    {"FOO1", "bar"},  {"PTR", "X"},
+            {"EXTEN", "91234"}, {"TIMEOUT", "30"}, {"EMPTY", ""}, {"SELF", "SELF"}, {"COLON", "a:b"},
         };
     }
 
@@ -241,7 +241,7 @@ TEST_CASE("substitute: malformed function calls still call, like Asterisk") {
     Fixture f;
     CHECK(f.sub("${ECHO(abc}") == "abc");
     CHECK(f.error_contains("missing ')'"));
-    CHECK(f.clean("${ECHO(a(b)}") == "a(b");    // unbalanced: up to the last ')'
+    CHECK(f.clean("${ECHO(a(b)}") == "a(b");  // unbalanced: up to the last ')'
     CHECK(f.clean("${ECHO(a)b)}") == "a)b");
     CHECK(f.sub("${ECHO(a)junk}") == "a");
     CHECK(f.error_contains("'junk'"));

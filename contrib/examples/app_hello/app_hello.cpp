@@ -17,22 +17,25 @@ public:
         if (auto* s = opts.file.section("general"))
             if (auto* v = s->find("greeting")) greeting_ = v->value;
 
-        app_ = host.add("Hello", tandem::Application{
-            "Greet the caller", "Hello([name])",
-            "Sets ${HELLO} to \"<greeting>, <name>!\" (name defaults to the caller's number).", 0, 1,
-            [this](tandem::Channel& chan, const tandem::AppArgs& args) -> tandem::awaitable<tandem::AppResult> {
-                auto who = args[0].empty() ? chan.caller().number : args[0];
-                chan.set_variable("HELLO", greeting_ + ", " + who + "!");
-                ++count_;
-                co_return tandem::AppResult::next;
-            }});
+        app_ = host.add(
+            "Hello",
+            tandem::Application{
+                "Greet the caller", "Hello([name])",
+                "Sets ${HELLO} to \"<greeting>, <name>!\" (name defaults to the caller's number).", 0, 1,
+                [this](tandem::Channel& chan, const tandem::AppArgs& args) -> tandem::awaitable<tandem::AppResult> {
+                    auto who = args[0].empty() ? chan.caller().number : args[0];
+                    chan.set_variable("HELLO", greeting_ + ", " + who + "!");
+                    ++count_;
+                    co_return tandem::AppResult::next;
+                }});
 
-        cli_ = host.add(tandem::CliCommand{
-            {"hello", "count"}, "How many times Hello() ran", "Usage: hello count",
-            [this](tandem::CliRequest& r) -> tandem::awaitable<int> {
-                r.out.print("Hello() ran {} times\n", count_.load());
-                co_return 0;
-            }});
+        cli_ = host.add(tandem::CliCommand{{"hello", "count"},
+                                           "How many times Hello() ran",
+                                           "Usage: hello count",
+                                           [this](tandem::CliRequest& r) -> tandem::awaitable<int> {
+                                               r.out.print("Hello() ran {} times\n", count_.load());
+                                               co_return 0;
+                                           }});
     }
 
 private:
