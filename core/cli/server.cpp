@@ -30,6 +30,12 @@ namespace fs = std::filesystem;
 
 namespace tandem {
 
+Registration add_command(Registry<CliCommand>& registry, CliCommand cmd, ModuleUse* owner) {
+    std::string key;
+    for (auto& w : cmd.words) key += (key.empty() ? "" : " ") + w;
+    return registry.add(std::move(key), std::move(cmd), owner);
+}
+
 std::vector<std::string> tokenize_cli(std::string_view line) {
     std::vector<std::string> out;
     std::string cur;

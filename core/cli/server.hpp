@@ -8,6 +8,7 @@
 #pragma once
 
 #include <tandem/cli.hpp>
+#include <tandem/registry.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -35,6 +36,9 @@ private:
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
     std::filesystem::path path_;
 };
+
+// Registers a command under its words joined by spaces ("core show channels").
+Registration add_command(Registry<CliCommand>& registry, CliCommand cmd, ModuleUse* owner);
 
 // Splits a command line into words; double quotes group words.
 std::vector<std::string> tokenize_cli(std::string_view line);

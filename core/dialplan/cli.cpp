@@ -1,6 +1,7 @@
 // Dialplan CLI commands: show, reload, trace.
 #include "dialplan/dialplan.hpp"
 #include "dialplan/engine.hpp"
+#include "cli/server.hpp"
 #include "runtime/core_impl.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -75,10 +76,9 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
                                           &core.core_use()));
     auto add = [&](std::vector<std::string> words, std::string summary, std::string usage,
                    std::function<awaitable<int>(CliRequest&)> h, decltype(CliCommand::complete) comp = nullptr) {
-        std::string key;
-        for (auto& w : words) key += (key.empty() ? "" : " ") + w;
-        out.push_back(core.cli_commands().add(
-            key, CliCommand{std::move(words), std::move(summary), std::move(usage), std::move(h), std::move(comp)},
+        out.push_back(add_command(
+            core.cli_commands(),
+            CliCommand{std::move(words), std::move(summary), std::move(usage), std::move(h), std::move(comp)},
             &core.core_use()));
     };
     auto contexts = [&core](const std::vector<std::string>&, std::size_t, std::string_view) {

@@ -1,5 +1,6 @@
 #include "loader/module_loader.hpp"
 
+#include "cli/server.hpp"
 #include "runtime/core_impl.hpp"
 
 #include <dlfcn.h>
@@ -68,11 +69,7 @@ public:
     Registration add(std::string name, Function fn) override {
         return core_.functions().add(std::move(name), std::move(fn), &use_);
     }
-    Registration add(CliCommand cmd) override {
-        std::string key;
-        for (auto& w : cmd.words) key += (key.empty() ? "" : " ") + w;
-        return core_.cli_commands().add(std::move(key), std::move(cmd), &use_);
-    }
+    Registration add(CliCommand cmd) override { return add_command(core_.cli_commands(), std::move(cmd), &use_); }
     Registration add(std::string name, ChannelTechnology tech) override {
         return core_.technologies().add(std::move(name), std::move(tech), &use_);
     }

@@ -1,5 +1,6 @@
 #include "runtime/builtin_commands.hpp"
 
+#include "cli/server.hpp"
 #include "dialplan/engine.hpp"
 #include "loader/module_loader.hpp"
 #include "runtime/core_impl.hpp"
@@ -40,16 +41,12 @@ struct Adder {
     std::vector<Registration>& out;
     void operator()(std::vector<std::string> words, std::string summary, std::string usage, Handler h,
                     decltype(CliCommand::complete) complete = nullptr) {
-        auto key = join(words);
-        out.push_back(core.cli_commands().add(
-            key, CliCommand{std::move(words), std::move(summary), std::move(usage), std::move(h), std::move(complete)},
+        out.push_back(add_command(
+            core.cli_commands(),
+            CliCommand{std::move(words), std::move(summary), std::move(usage), std::move(h), std::move(complete)},
             &core.core_use()));
     }
 };
-
-awaitable<int> done(int s) {
-    co_return s;
-}
 
 }  // namespace
 
@@ -406,7 +403,6 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             r.out.print("{} database entries removed.\n", n);
             co_return cli_status::ok;
         });
-    (void)done;
 }
 
 }  // namespace tandem
