@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <atomic>
 #include <mutex>
 
 namespace asio = boost::asio;
@@ -182,6 +183,7 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
                 r.out.print("Cannot create a trace channel (is the PBX stopping?)\n");
                 co_return cli_status::failure;
             }
+            // Not started yet: nothing else touches the channel until start_pbx.
             chan->caller().number = cid;
             chan->set_position(ctx, exten, 1);
             // Steps arrive on the channel's loop; collect them and print from here.
@@ -189,6 +191,8 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
                 std::mutex mu;
                 std::vector<std::string> lines;
                 int steps = 0;
+                std::atomic<bool> ended{false};
+                std::atomic<int> cause{0};
             };
             auto shared = std::make_shared<Shared>();
             auto uid = chan->uniqueid();
@@ -201,6 +205,9 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
                 } else if (auto* v = std::get_if<event::VariableSet>(&e); v && v->uniqueid == uid) {
                     std::lock_guard lock(shared->mu);
                     shared->lines.push_back(fmt::format("       Set {}={}", v->name, v->value));
+                } else if (auto* h = std::get_if<event::ChannelHangup>(&e); h && h->uniqueid == uid) {
+                    shared->cause = h->cause;
+                    shared->ended = true;
                 }
             });
             r.out.print("Tracing {} from caller '{}'\n", chan->name(), cid);
@@ -216,7 +223,8 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
                 }
                 for (auto& l : lines) r.out.print("{}\n", l);
             };
-            while (!chan->finished()) {
+            // The channel belongs to its own loop: only its events are read here.
+            while (!shared->ended) {
                 if (std::chrono::steady_clock::now() > deadline) {
                     timed_out = true;
                     chan->request_hangup(cause::normal_clearing);
@@ -229,7 +237,7 @@ void register_cli(CoreImpl& core, std::vector<Registration>& out) {
             sub.reset();
             flush();
             r.out.print("  == Trace ended{}: {} steps, hangup cause {} ({})\n", timed_out ? " (timeout)" : "",
-                        shared->steps, cause::name(chan->hangup_cause()), chan->hangup_cause());
+                        shared->steps, cause::name(shared->cause), shared->cause.load());
             co_return cli_status::ok;
         },
         contexts);

@@ -7,11 +7,18 @@
 
 #include <tandem/kvstore.hpp>
 
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <unistd.h>
+
+namespace asio = boost::asio;
 
 namespace tandem {
 
@@ -35,6 +42,26 @@ std::string format_duration(std::chrono::seconds s) {
 }
 
 using Handler = std::function<awaitable<int>(CliRequest&)>;
+
+struct ChannelSnapshot {
+    std::string name, uniqueid, context, exten, app, data;
+    int priority = 0;
+    ChannelState state = ChannelState::down;
+};
+
+// A channel's fields belong to its loop: visit each channel there, then come back.
+awaitable<std::vector<ChannelSnapshot>> snapshot_channels(CoreImpl& core) {
+    auto home = co_await asio::this_coro::executor;
+    std::vector<ChannelSnapshot> out;
+    for (auto& c : core.channels()) {
+        co_await asio::post(asio::bind_executor(c->executor(), asio::use_awaitable));
+        if (c->finished()) continue;
+        out.push_back({c->name(), c->uniqueid(), c->context(), c->exten(), c->last_app(), c->last_data(), c->priority(),
+                       c->state()});
+    }
+    co_await asio::post(asio::bind_executor(home, asio::use_awaitable));
+    co_return out;
+}
 
 struct Adder {
     CoreImpl& core;
@@ -116,21 +143,20 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
 
     add({"core", "show", "channels"}, "List active channels", "Usage: core show channels [concise|count]",
         [&core](CliRequest& r) -> awaitable<int> {
-            auto chans = core.channels();
+            auto chans = co_await snapshot_channels(core);
             bool concise = !r.args.empty() && r.args[0] == "concise";
             bool count = !r.args.empty() && r.args[0] == "count";
             if (!count && !concise)
                 r.out.print("{:<40} {:<28} {:<8} {}\n", "Channel", "Location", "State", "Application(Data)");
             for (auto& c : chans) {
                 if (count) break;
-                // Fields are read without the channel's loop: a display may be a moment stale.
-                auto loc = fmt::format("{}@{}:{}", c->exten(), c->context(), c->priority());
-                auto app = c->last_app().empty() ? std::string("(None)") : c->last_app() + "(" + c->last_data() + ")";
+                auto loc = fmt::format("{}@{}:{}", c.exten, c.context, c.priority);
+                auto app = c.app.empty() ? std::string("(None)") : c.app + "(" + c.data + ")";
                 if (concise)
-                    r.out.print("{}!{}!{}!{}!{}!{}!{}!{}\n", c->name(), c->context(), c->exten(), c->priority(),
-                                to_string(c->state()), c->last_app(), c->last_data(), c->uniqueid());
+                    r.out.print("{}!{}!{}!{}!{}!{}!{}!{}\n", c.name, c.context, c.exten, c.priority, to_string(c.state),
+                                c.app, c.data, c.uniqueid);
                 else
-                    r.out.print("{:<40} {:<28} {:<8} {}\n", c->name(), loc, to_string(c->state()), app);
+                    r.out.print("{:<40} {:<28} {:<8} {}\n", c.name, loc, to_string(c.state), app);
             }
             if (!concise)
                 r.out.print("{} active channel{}\n{} calls processed\n", chans.size(), chans.size() == 1 ? "" : "s",
