@@ -8,6 +8,8 @@ packages=(
   libboost1.81-dev libfmt-dev libspdlog-dev doctest-dev
   libsqlite3-dev libedit-dev
   libspandsp-dev libopus-dev libspeex-dev libspeexdsp-dev libbcg729-dev libsndfile1-dev
+  libsofia-sip-ua-dev libssl-dev sip-tester
+  espeak-ng sox
   procps python3
 )
 
