@@ -5,6 +5,9 @@
 #include "dialplan/dialplan.hpp"
 #include "dialplan/engine.hpp"
 #include "loader/module_loader.hpp"
+#include "media/media_cli.hpp"
+#include "media/resample.hpp"
+#include "media/translate.hpp"
 #include "runtime/builtin_commands.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -75,6 +78,7 @@ CoreImpl::CoreImpl(StartOptions options)
     paths_.config_dir = fs::absolute(options_.config_dir, ec).lexically_normal();
     started_ = reloaded_ = std::chrono::system_clock::now();
     plan_.store(std::make_shared<const dialplan::Snapshot>());
+    translation_ = std::make_unique<TranslatorGraph>(*this);
     loader_ = std::make_unique<ModuleLoader>(*this);
     cdr_ = std::make_unique<CdrEngine>(*this);
 }
@@ -132,6 +136,8 @@ bool CoreImpl::read_main_config(std::vector<std::string>& problems) {
 int CoreImpl::check(std::vector<std::string>& problems) {
     read_main_config(problems);
     register_builtin_commands(*this, core_registrations_);
+    register_media_commands(*this, core_registrations_);
+    register_resamplers(*this, core_registrations_);
     dialplan::register_builtins(*this, core_registrations_);
     loader_->load_all(problems);
     for (auto& p : loader_->take_config_problems()) problems.push_back(p);
@@ -174,6 +180,8 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
     running_ = true;  // from here on, shutdown() has threads to stop
 
     register_builtin_commands(*this, core_registrations_);
+    register_media_commands(*this, core_registrations_);
+    register_resamplers(*this, core_registrations_);
     dialplan::register_builtins(*this, core_registrations_);
 
     std::vector<std::string> module_problems;
@@ -182,6 +190,14 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
         return false;
     }
     for (auto& p : module_problems) log_.error("{}", p);
+
+    // Translator costs, measured here before any call needs a path; steps of
+    // modules loaded later are measured on the worker pool.
+    auto measuring = std::chrono::steady_clock::now();
+    translation_->measure(false);
+    core_registrations_.push_back(translation_->watch_modules());
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - measuring);
+    log_.debug("translator costs measured in {} ms", took.count());
 
     std::vector<std::string> dp;
     if (!reload_dialplan(dp))
@@ -246,6 +262,7 @@ void CoreImpl::shutdown(bool hangup_calls) {
     if (!channels().empty()) log_.warning("{} channels did not end in time", channels().size());
     if (cli_server_) cli_server_->close();
     cdr_->stop();
+    translation_->stop();
     loader_->unload_all();
     core_registrations_.clear();
     stop_loops();
@@ -445,8 +462,8 @@ int CoreImpl::dialplan_label(std::string_view context, std::string_view exten, s
     return ext ? ext->find_label(label) : 0;
 }
 
-std::unique_ptr<TranslationPath> CoreImpl::build_path(Format, Format, std::string_view) {
-    return nullptr;  // the translator graph replaces this
+std::unique_ptr<TranslationPath> CoreImpl::build_path(Format from, Format to, std::string_view options) {
+    return translation_->build(from, to, options);
 }
 
 std::size_t CoreImpl::channel_count() const {

@@ -32,6 +32,7 @@ namespace tandem {
 class ModuleLoader;
 class CliServer;
 class CdrEngine;
+class TranslatorGraph;
 namespace dialplan {
 struct Snapshot;
 }
@@ -105,6 +106,7 @@ public:
     ModuleLoader& modules() { return *loader_; }
     ModuleUse& core_use() { return core_use_; }
     CdrEngine& cdr() { return *cdr_; }
+    TranslatorGraph& translator_graph() { return *translation_; }
     std::shared_ptr<const dialplan::Snapshot> dialplan() const { return plan_.load(); }
     const StartOptions& options() const { return options_; }
     std::size_t loop_count() const { return loops_.size(); }
@@ -142,6 +144,7 @@ private:
     Registry<CdrBackend> cdr_backends_{false};
     Registry<TranslatorInfo> translators_{true};
     EventBus events_;
+    std::unique_ptr<TranslatorGraph> translation_;
     std::vector<Registration> core_registrations_;
 
     std::unique_ptr<KvStore> kv_;

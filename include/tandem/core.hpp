@@ -58,7 +58,9 @@ public:
 
     // --- media ---
     // The cheapest chain of translators from `from` to `to` (options go to the
-    // step that encodes `to`), or nullptr when no path exists.
+    // step that encodes `to`), or nullptr when no path exists, a step refuses
+    // the options, or from == to (nothing to translate). For call set-up: it
+    // creates codec state, so not per frame.
     virtual std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) = 0;
 
     // --- state ---

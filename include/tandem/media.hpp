@@ -6,11 +6,11 @@
 // clock rate, static payload type) is data in format_info().
 //
 // Codec modules register Translators: one direction of one codec step, such as
-// ulaw -> slin8 or slin48 -> opus. The core's translator graph (later: the
-// cheapest path between any two formats, costs measured at start-up) chains
-// them. Signed linear at 8, 16 and 48 kHz (slin8, slin16, slin48) is the
-// core's internal audio; every audio codec converts to and from the slin rate
-// it works at.
+// ulaw -> slin8 or slin48 -> opus. The core's translator graph chains them
+// along the cheapest path between two formats (Core::build_path), with each
+// step's cost measured on the running machine. Signed linear at 8, 16 and
+// 48 kHz (slin8, slin16, slin48) is the core's internal audio; every audio
+// codec converts to and from the slin rate it works at.
 //
 // Threading: a Translator instance belongs to one channel and is used on that
 // channel's loop only; it keeps codec state (history, filters), so each call

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -122,10 +123,11 @@ public:
             std::unique_lock lock(mu_);
             if (entries_.count(key)) throw DuplicateRegistration("'" + name + "' is already registered");
             entries_.emplace(key, Entry{std::move(name), std::make_shared<const T>(std::move(item)), owner});
+            generation_.fetch_add(1, std::memory_order_release);
         }
         return Registration([this, key] {
             std::unique_lock lock(mu_);
-            entries_.erase(key);
+            if (entries_.erase(key)) generation_.fetch_add(1, std::memory_order_release);
         });
     }
 
@@ -166,6 +168,10 @@ public:
         return entries_.size();
     }
 
+    // Changes on every add and removal. Lets a cache built from the entries
+    // (the translator graph's paths) tell cheaply that it is stale.
+    std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+
 private:
     struct Entry {
         std::string name;
@@ -181,6 +187,7 @@ private:
     bool fold_;
     mutable std::shared_mutex mu_;
     std::map<std::string, Entry, std::less<>> entries_;
+    std::atomic<std::uint64_t> generation_{0};
 };
 
 }  // namespace tandem
