@@ -91,6 +91,11 @@ public:
     // (packet-loss concealment). Returns false when the codec cannot conceal;
     // the caller then plays silence.
     virtual bool conceal(std::uint32_t /*samples*/, Frame& /*out*/) { return false; }
+    // For decoders with in-band redundancy (Opus FEC): rebuilds a lost packet
+    // from `next`, the packet after it, already received. Call it in place of
+    // conceal() for the lost packet, then convert `next` as usual. The default
+    // has no redundancy to use and conceals the duration of `next` instead.
+    virtual bool recover(const Frame& next, Frame& out) { return conceal(next.samples, out); }
 };
 
 // The registry entry: what a codec module adds for each direction it offers.
@@ -100,7 +105,8 @@ struct TranslatorInfo {
     Format to = Format::none;
     std::string description;
     // Makes a fresh instance (codec state for one channel direction). Options
-    // are codec-specific `key=value;key=value` text (e.g. opus "bitrate=24000;fec=1;dtx=0"),
+    // are codec-specific `key=value;key=value` text, named after the SDP fmtp
+    // parameters where there are any (opus: "maxaveragebitrate=32000;useinbandfec=1;usedtx=0"),
     // empty for defaults; nullptr when the options are invalid.
     std::function<std::unique_ptr<Translator>(std::string_view options)> create;
 };
