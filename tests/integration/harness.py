@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,21 @@ SRC = os.environ.get("TANDEM_SOURCE_DIR", os.path.dirname(os.path.dirname(os.pat
 MODULE_DIR = os.environ.get("TANDEM_MODULE_DIR", "")
 
 failures = 0
+
+
+def free_port():
+    """A UDP and TCP port nobody on 127.0.0.1 uses right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
 
 
 def check(cond, what):
@@ -50,6 +66,15 @@ class Tandem:
             text = re.sub(r"(?m)^; modules =.*$", f"modules => {MODULE_DIR}", text)
         with open(os.path.join(self.conf, "tandem.conf"), "w") as f:
             f.write(text)
+        # Tests run in parallel: each PBX gets its own SIP port.
+        self.sip_port = free_port()
+        sip_conf = os.path.join(self.conf, "sip.conf")
+        if os.path.exists(sip_conf):
+            with open(sip_conf) as f:
+                text = f.read()
+            text = re.sub(r"(?m)^bindport\s*=.*$", f"bindport = {self.sip_port}", text)
+            with open(sip_conf, "w") as f:
+                f.write(text)
         if edit:
             edit(self.conf)
         self.proc = None
