@@ -3,9 +3,12 @@
 #include "cli/server.hpp"
 #include "runtime/core_impl.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fmt/format.h>
 #include <set>
@@ -30,6 +33,26 @@ std::vector<std::string> split_list(const char* s) {
     }
     return out;
 }
+
+// A module's code may still be needed after its object is gone: a handler it
+// posted to a loop just before the unload, or the completion of a timer its
+// destructor cancelled, can sit in a loop's queue. Each loop runs its queue in
+// order, so once every loop has run a marker posted now, nothing of the module
+// is left and its code can be unmapped. Loops that stop first never run the
+// marker: the code then stays mapped until the process exits.
+void close_when_loops_drained(CoreImpl* core, void* handle) {
+    std::size_t loops = core && core->loops_running() ? core->loop_count() : 0;
+    if (loops == 0) {
+        dlclose(handle);
+        return;
+    }
+    auto left = std::make_shared<std::atomic<std::size_t>>(loops);
+    for (std::size_t i = 0; i < loops; ++i)
+        boost::asio::post(core->loop(i), [left, handle] {
+            if (left->fetch_sub(1) == 1) dlclose(handle);
+        });
+}
+
 }  // namespace
 
 // What one module sees of the core.
@@ -105,11 +128,12 @@ struct ModuleLoader::Loaded {
     std::unique_ptr<ModuleUse> use;
     std::unique_ptr<HostImpl> host;
     std::unique_ptr<Module> module;
+    CoreImpl* core = nullptr;
     ~Loaded() {
         // The module's registrations go first, then its host, then its code.
         module.reset();
         host.reset();
-        if (handle) dlclose(handle);
+        if (handle) close_when_loops_drained(core, handle);
     }
 };
 
@@ -178,6 +202,7 @@ bool ModuleLoader::instantiate(Candidate& c, std::string& error) {
     auto l = std::make_unique<Loaded>();
     l->info = c.info;
     l->handle = std::exchange(c.handle, nullptr);
+    l->core = &core_;
     l->use = std::make_unique<ModuleUse>(c.info.name);
     l->host = std::make_unique<HostImpl>(core_, *this, c.info.name, *l->use);
     try {

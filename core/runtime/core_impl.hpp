@@ -40,9 +40,9 @@ struct Snapshot;
 struct StartOptions {
     std::filesystem::path config_dir = "/etc/tandem";
     LogLevel terminal_level = LogLevel::info;
-    bool checking = false;          // tandem -t: validate only
-    bool control_socket = true;     // listen for consoles
-    std::optional<int> loops;       // overrides tandem.conf
+    bool checking = false;       // tandem -t: validate only
+    bool control_socket = true;  // listen for consoles
+    std::optional<int> loops;    // overrides tandem.conf
 };
 
 class CoreImpl final : public Core {
@@ -110,6 +110,9 @@ public:
     std::shared_ptr<const dialplan::Snapshot> dialplan() const { return plan_.load(); }
     const StartOptions& options() const { return options_; }
     std::size_t loop_count() const { return loops_.size(); }
+    boost::asio::io_context& loop(std::size_t i) { return *loops_[i]; }
+    // Between start() and shutdown(): the loops' threads are running.
+    bool loops_running() const { return !loop_threads_.empty(); }
     std::size_t worker_count() const { return worker_threads_; }
     std::chrono::system_clock::time_point started_at() const { return started_; }
     std::chrono::system_clock::time_point reloaded_at() const { return reloaded_; }
@@ -157,7 +160,6 @@ private:
     std::atomic<std::uint64_t> calls_processed_{0};
     std::atomic<bool> accepting_{true};
     std::size_t max_calls_ = 0;
-
 
     std::atomic<std::shared_ptr<const dialplan::Snapshot>> plan_;
     std::unique_ptr<ModuleLoader> loader_;

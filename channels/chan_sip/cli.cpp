@@ -1,0 +1,303 @@
+#include "cli.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+namespace tandem::sip {
+
+namespace {
+
+using namespace std::chrono_literals;
+using Service = std::weak_ptr<SipService>;
+
+std::string expires_in(std::int64_t at, std::int64_t now) {
+    return std::to_string(std::max<std::int64_t>(at - now, 0));
+}
+
+std::string host_of(const Endpoint& e, const std::vector<Binding>& bindings) {
+    if (!e.dynamic) return fmt::format("{}:{}", e.host_ip ? e.host_ip->uri_host() : e.host, e.port);
+    for (auto& b : bindings)
+        if (b.endpoint == e.name) return b.source.str();
+    return "(Unspecified)";
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
+    std::string out;
+    for (auto& s : v) {
+        if (!out.empty()) out += sep;
+        out += s;
+    }
+    return out;
+}
+
+std::string rtt_text(const QualifyStatus& q) {
+    return q.rtt ? fmt::format(" ({} ms)", q.rtt->count()) : "";
+}
+
+awaitable<int> show_endpoints(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    std::string like = r.args.size() == 2 && r.args[0] == "like" ? r.args[1] : "";
+    if (!r.args.empty() && like.empty()) co_return cli_status::usage;
+    auto s = svc->settings();
+    auto bindings = svc->registrar().all();
+    constexpr auto row = "{:<20} {:<28} {:<7} {:<4} {:<17} {:<4} {:<9} {}\n";
+    r.out.print(row, "Name", "Host", "Type", "Dyn", "NAT", "ACL", "Contacts", "Status");
+    int n = 0, dynamic = 0, contacts = 0;
+    for (auto& [name, e] : s->endpoints) {
+        if (!like.empty() && name.find(like) == std::string::npos) continue;
+        auto c = std::count_if(bindings.begin(), bindings.end(), [&](const Binding& b) { return b.endpoint == name; });
+        r.out.print(row, name, host_of(e, bindings), to_string(e.type), e.dynamic ? "D" : "", e.nat.str(),
+                    e.acl.empty() ? "" : "A", e.dynamic ? std::to_string(c) : "-", svc->qualify().summary(name));
+        ++n;
+        dynamic += e.dynamic;
+        contacts += static_cast<int>(c);
+    }
+    r.out.print("{} SIP endpoint{} [{} dynamic, {} registered contact{}]\n", n, n == 1 ? "" : "s", dynamic, contacts,
+                contacts == 1 ? "" : "s");
+    co_return cli_status::ok;
+}
+
+awaitable<int> show_endpoint(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (r.args.size() != 1) co_return cli_status::usage;
+    auto s = svc->settings();
+    const Endpoint* e = s->find(r.args[0]);
+    if (!e) {
+        r.out.print("No SIP endpoint '{}'\n", r.args[0]);
+        co_return cli_status::failure;
+    }
+    auto row = [&](std::string_view k, const std::string& v) { r.out.print("  {:<16}: {}\n", k, v); };
+    std::vector<std::string> insecure, transports;
+    if (e->insecure_port) insecure.push_back("port");
+    if (e->insecure_invite) insecure.push_back("invite");
+    for (auto t : e->transports) transports.emplace_back(to_string(t));
+
+    r.out.print("\n  * Endpoint {}{}\n", e->name, e->description.empty() ? "" : " (" + e->description + ")");
+    row("Type", std::string(to_string(e->type)));
+    row("Host", e->dynamic ? "dynamic" : fmt::format("{} port {}", e->host, e->port));
+    row("Secret", e->secret.empty() ? "<not set>" : "<set>");
+    row("Context", e->context);
+    row("Caller ID", e->callerid.empty() ? "<none>" : e->callerid);
+    row("Mailbox", e->mailboxes.empty() ? "<none>" : join(e->mailboxes));
+    row("Codecs", e->codecs.empty() ? "<none>" : join(e->codecs));
+    row("DTMF mode", e->dtmfmode);
+    row("NAT", e->nat.str());
+    row("Qualify", e->qualify.enabled ? fmt::format("yes ({} ms)", e->qualify.max.count()) : "no");
+    row("Call limit", e->call_limit ? std::to_string(e->call_limit) : "none");
+    row("ACL", e->acl.empty() ? "<none>" : e->acl.str());
+    row("Insecure", insecure.empty() ? "no" : join(insecure));
+    row("Transports", join(transports));
+    row("Max contacts", std::to_string(e->max_contacts));
+    if (!e->language.empty()) row("Language", e->language);
+    if (!e->accountcode.empty()) row("Account code", e->accountcode);
+    row("Status", svc->qualify().summary(e->name));
+    row("Defined at", e->where.str());
+    if (e->dynamic) {
+        auto now = SipService::wall_now();
+        auto bindings = svc->registrar().bindings(e->name);
+        row("Contacts", std::to_string(bindings.size()));
+        for (auto& b : bindings)
+            r.out.print("    {} expires in {} s, from {}/{}, {}\n", b.contact, expires_in(b.expires_at, now),
+                        b.source.str(), to_string(b.transport), b.user_agent.empty() ? "no User-Agent" : b.user_agent);
+    }
+    for (auto& q : svc->qualify().status(e->name))
+        r.out.print("    qualify {}: {}{}\n", q.target.uri, to_string(q.state), rtt_text(q));
+    r.out.print("\n");
+    co_return cli_status::ok;
+}
+
+awaitable<int> show_registrations(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (r.args.size() > 1) co_return cli_status::usage;
+    auto list = r.args.empty() ? svc->registrar().all() : svc->registrar().bindings(r.args[0]);
+    auto now = SipService::wall_now();
+    constexpr auto row = "{:<16} {:<44} {:>7}  {:<24} {:<9} {}\n";
+    r.out.print(row, "Endpoint", "Contact", "Expires", "Source", "Transport", "User-Agent");
+    for (auto& b : list)
+        r.out.print(row, b.endpoint, b.contact, expires_in(b.expires_at, now), b.source.str(), to_string(b.transport),
+                    b.user_agent);
+    r.out.print("{} registered contact{}\n", list.size(), list.size() == 1 ? "" : "s");
+    co_return cli_status::ok;
+}
+
+awaitable<int> show_bans(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (!r.args.empty()) co_return cli_status::usage;
+    auto p = svc->bans().policy();
+    r.out.print("Auto-ban {}: {} failures within {} s ban an address for {} s\n", p.enabled ? "on" : "off", p.failures,
+                p.window.count(), p.duration.count());
+    auto now = BanList::Clock::now();
+    constexpr auto row = "{:<40} {:<8} {:<7} {}\n";
+    r.out.print(row, "Address", "Failures", "Banned", "Expires in");
+    int banned = 0;
+    for (auto& e : svc->bans().list(now)) {
+        std::string left = "-";
+        if (e.banned_until) {
+            ++banned;
+            left = fmt::format("{} s", std::chrono::ceil<std::chrono::seconds>(*e.banned_until - now).count());
+        }
+        r.out.print(row, e.ip.str(), e.recent_failures, e.banned_until ? "yes" : "no", left);
+    }
+    r.out.print("{} banned address{}\n", banned, banned == 1 ? "" : "es");
+    co_return cli_status::ok;
+}
+
+awaitable<int> unban(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (r.args.size() != 1) co_return cli_status::usage;
+    if (r.args[0] == "all") {
+        auto n = svc->bans().unban_all();
+        svc->sync_bans();
+        svc->log().notice("all bans lifted from the console ({})", n);
+        r.out.print("Unbanned {} address{}\n", n, n == 1 ? "" : "es");
+        co_return cli_status::ok;
+    }
+    auto ip = IpAddress::parse(r.args[0]);
+    if (!ip) {
+        r.out.print("'{}' is not an IP address\n", r.args[0]);
+        co_return cli_status::usage;
+    }
+    if (!svc->bans().unban(*ip)) {
+        r.out.print("{} is not banned\n", ip->str());
+        co_return cli_status::failure;
+    }
+    svc->sync_bans();
+    svc->log().notice("ban on {} lifted from the console", ip->str());
+    r.out.print("Unbanned {}\n", ip->str());
+    co_return cli_status::ok;
+}
+
+// Asks the Sofia thread for a probe now, then waits (polling the table, never
+// blocking the loop) until every target has reported or the time is up.
+awaitable<int> qualify(Service weak, CliRequest& r) {
+    if (r.args.size() != 1) co_return cli_status::usage;
+    std::string name = r.args[0];
+    std::map<std::string, std::uint64_t> before;
+    std::chrono::steady_clock::time_point deadline;
+    {
+        auto svc = weak.lock();
+        if (!svc) co_return cli_status::failure;
+        auto s = svc->settings();
+        const Endpoint* e = s->find(name);
+        if (!e) {
+            r.out.print("No SIP endpoint '{}'\n", name);
+            co_return cli_status::failure;
+        }
+        if (!svc->running()) {
+            r.out.print("chan_sip is not running\n");
+            co_return cli_status::failure;
+        }
+        if (e->dynamic && svc->registrar().bindings(name).empty()) {
+            r.out.print("{} has no registered contact\n", name);
+            co_return cli_status::failure;
+        }
+        for (auto& q : svc->qualify().status(name)) before[q.target.key] = q.reports;
+        deadline = std::chrono::steady_clock::now() + std::max<std::chrono::milliseconds>(2 * e->qualify.max, 3s) + 1s;
+        svc->qualify().request(name);
+        svc->agent().wake();
+    }
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    std::vector<QualifyStatus> now;
+    for (;;) {
+        timer.expires_after(50ms);
+        co_await timer.async_wait(boost::asio::use_awaitable);
+        auto svc = weak.lock();
+        if (!svc) co_return cli_status::failure;
+        now = svc->qualify().status(name);
+        bool done = !now.empty() && std::all_of(now.begin(), now.end(), [&](const QualifyStatus& q) {
+            auto it = before.find(q.target.key);
+            return q.reports > (it == before.end() ? 0 : it->second);
+        });
+        if (done || std::chrono::steady_clock::now() > deadline) break;
+    }
+    int reachable = 0;
+    for (auto& q : now) {
+        r.out.print("{} {}: {}{}\n", name, q.target.uri, to_string(q.state), rtt_text(q));
+        reachable += q.state == Reachability::reachable || q.state == Reachability::lagged;
+    }
+    co_return reachable ? cli_status::ok : cli_status::failure;
+}
+
+awaitable<int> set_debug(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (r.args.size() != 1 || (r.args[0] != "on" && r.args[0] != "off")) co_return cli_status::usage;
+    bool on = r.args[0] == "on";
+    svc->agent().set_debug(on);
+    r.out.print("SIP debugging {}\n", on ? "enabled" : "disabled");
+    co_return cli_status::ok;
+}
+
+using Handler = awaitable<int> (*)(Service, CliRequest&);
+using Completion =
+    std::function<std::vector<std::string>(const std::vector<std::string>&, std::size_t, std::string_view)>;
+
+}  // namespace
+
+std::vector<Registration> register_cli(Host& host, std::shared_ptr<SipService> service) {
+    Service weak = service;
+    auto add = [&](std::vector<std::string> words, std::string summary, std::string usage, Handler handler,
+                   Completion complete = {}) {
+        return host.add(CliCommand{std::move(words), std::move(summary), std::move(usage),
+                                   [weak, handler](CliRequest& r) { return handler(weak, r); }, std::move(complete)});
+    };
+    Completion endpoints = [weak](const std::vector<std::string>&, std::size_t index, std::string_view) {
+        std::vector<std::string> out;
+        if (auto svc = weak.lock(); svc && index == 0)
+            for (auto& [name, e] : svc->settings()->endpoints) out.push_back(name);
+        return out;
+    };
+    Completion banned = [weak](const std::vector<std::string>&, std::size_t index, std::string_view) {
+        std::vector<std::string> out;
+        if (auto svc = weak.lock(); svc && index == 0) {
+            out.push_back("all");
+            for (auto& ip : svc->bans().banned_addresses(BanList::Clock::now())) out.push_back(ip.str());
+        }
+        return out;
+    };
+    Completion on_off = [](const std::vector<std::string>&, std::size_t index, std::string_view) {
+        return index == 0 ? std::vector<std::string>{"on", "off"} : std::vector<std::string>{};
+    };
+
+    std::vector<Registration> regs;
+    regs.push_back(add({"sip", "show", "endpoints"}, "List SIP endpoints",
+                       "Usage: sip show endpoints [like TEXT]\n"
+                       "  Lists the endpoints of sip.conf with their address, type, NAT mode, ACL,\n"
+                       "  registered contacts and qualify status.",
+                       show_endpoints));
+    regs.push_back(add({"sip", "show", "endpoint"}, "Show one SIP endpoint in detail",
+                       "Usage: sip show endpoint NAME\n"
+                       "  Settings (never the secret), contacts and qualify state of one endpoint.",
+                       show_endpoint, endpoints));
+    regs.push_back(add({"sip", "show", "registrations"}, "List registered SIP contacts",
+                       "Usage: sip show registrations [ENDPOINT]\n"
+                       "  Every contact an endpoint registered: seconds until it expires, the\n"
+                       "  address and transport it came from, and its User-Agent.",
+                       show_registrations, endpoints));
+    regs.push_back(add({"sip", "show", "bans"}, "List addresses banned (or close to it) for failed authentication",
+                       "Usage: sip show bans", show_bans));
+    regs.push_back(add({"sip", "unban"}, "Lift an auto-ban", "Usage: sip unban ADDRESS|all", unban, banned));
+    regs.push_back(add({"sip", "qualify"}, "Send OPTIONS to an endpoint now and show the answer",
+                       "Usage: sip qualify NAME\n"
+                       "  Probes every registered contact (or the static host) of NAME, even with\n"
+                       "  qualify=no, and waits for the answers.",
+                       qualify, endpoints));
+    regs.push_back(add({"sip", "set", "debug"}, "Log every SIP message in and out",
+                       "Usage: sip set debug {on|off}\n"
+                       "  Messages are logged at info level, with the address they came from or went to.",
+                       set_debug, on_off));
+    return regs;
+}
+
+}  // namespace tandem::sip

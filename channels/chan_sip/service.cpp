@@ -1,0 +1,141 @@
+#include "service.hpp"
+
+#include <tandem/kvstore.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace tandem::sip {
+
+namespace {
+
+std::string describe(std::chrono::seconds s) {
+    return fmt::format("{} s", s.count());
+}
+
+}  // namespace
+
+SipService::SipService(Core& core, Log log)
+    : core_(core),
+      log_(log),
+      settings_(std::make_shared<const Settings>()),
+      auth_(NonceFactory::with_random_secret()),
+      registrar_(log),
+      agent_(log) {}
+
+SipService::~SipService() {
+    agent_.stop();
+}
+
+std::int64_t SipService::wall_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::vector<std::string> SipService::set_settings(std::shared_ptr<const Settings> s) {
+    std::vector<std::string> kept;
+    auto old = settings_.load();
+    if (running()) {
+        auto& a = old->general;
+        auto& b = s->general;
+        if (a.bindaddr != b.bindaddr || a.bindport != b.bindport || a.transports != b.transports)
+            kept.push_back(
+                fmt::format("bindaddr, bindport and transport changes take effect when chan_sip is loaded "
+                            "again (still listening on {}:{})",
+                            a.bindaddr, a.bindport));
+        if (a.useragent != b.useragent) kept.push_back("useragent changes take effect when chan_sip is loaded again");
+    }
+    bans_.set_policy(s->general.bans);
+    settings_.store(s);
+    for (auto& b : registrar_.prune(*s))
+        log_.notice("{} is no longer an endpoint that registers: dropped its contact {}", b.endpoint, b.contact);
+    if (running() && old->general.sipdebug != s->general.sipdebug) agent_.set_debug(s->general.sipdebug);
+    return kept;
+}
+
+void SipService::start() {
+    auto s = settings_.load();
+    registrar_.set_store(&core_.kv());
+    registrar_.restore(*s, wall_now());
+
+    AgentConfig config;
+    config.bindaddr = s->general.bindaddr;
+    config.port = s->general.bindport;
+    config.transports = s->general.transports;
+    config.user_agent = s->general.useragent;
+    config.debug = s->general.sipdebug;
+    config.force_rport = s->general.nat.force_rport;
+
+    SofiaAgent::Callbacks cb;
+    cb.on_register = [this, weak = weak_from_this()](IncomingRequest in) {
+        boost::asio::post(core_.pick_loop(), [weak, in = std::move(in)]() mutable {
+            if (auto self = weak.lock()) self->handle_register(std::move(in));
+        });
+    };
+    cb.is_banned = [this](const IpAddress& ip) { return bans_.banned(ip, BanList::Clock::now()); };
+    cb.on_tick = [this] { return tick(); };
+    cb.on_probe_result = [this](ProbeResult r) { probe_result(r); };
+    std::string error;
+    if (!agent_.start(config, std::move(cb), error)) throw std::runtime_error(error);
+    std::string transports;
+    for (auto t : config.transports) transports += (transports.empty() ? "" : ", ") + std::string(to_string(t));
+    log_.notice("listening for SIP on {}:{} ({}), realm \"{}\", {} endpoints", config.bindaddr, config.port, transports,
+                s->general.realm, s->endpoints.size());
+}
+
+void SipService::stop() {
+    agent_.stop();
+}
+
+void SipService::handle_register(IncomingRequest in) {
+    auto s = settings_.load();
+    auto& rq = in.request;
+    auto now = wall_now();
+    auto outcome = auth_.authenticate(rq, *s, now);
+    SipResponse response;
+    switch (outcome.kind) {
+        case AuthOutcome::Kind::challenged:
+            log_.debug("REGISTER {} from {}: challenged ({})", rq.to_user, rq.source.str(), outcome.reason);
+            response = std::move(outcome.response);
+            break;
+        case AuthOutcome::Kind::rejected: {
+            log_.notice("REGISTER {} from {}: authentication failed for '{}' ({})", rq.to_user, rq.source.str(),
+                        outcome.username, outcome.reason);
+            response = std::move(outcome.response);
+            if (bans_.record_failure(rq.source.ip, BanList::Clock::now())) {
+                auto& p = s->general.bans;
+                log_.warning("banned {} for {}: {} authentication failures within {}", rq.source.ip.str(),
+                             describe(p.duration), p.failures, describe(p.window));
+                sync_bans();
+            }
+            break;
+        }
+        case AuthOutcome::Kind::authenticated:
+            response = registrar_.apply(rq, *outcome.endpoint, s->general, now);
+            break;
+    }
+    agent_.respond(in.token, std::move(response));
+}
+
+void SipService::sync_bans() {
+    auto generation = bans_.generation();
+    if (synced_ban_generation_.exchange(generation) == generation) return;
+    agent_.set_banned(bans_.banned_addresses(BanList::Clock::now()));
+}
+
+std::vector<QualifyTarget> SipService::tick() {
+    auto s = settings_.load();
+    for (auto& b : registrar_.expire(wall_now())) log_.info("{}: registration of {} expired", b.endpoint, b.contact);
+    for (auto& ip : bans_.expire(BanList::Clock::now())) log_.notice("ban on {} lifted: it expired", ip.str());
+    sync_bans();
+    return qualify_.due(*s, registrar_.all(), QualifyTable::Clock::now());
+}
+
+void SipService::probe_result(const ProbeResult& r) {
+    if (auto line = qualify_.report(r.key, r.rtt, QualifyTable::Clock::now())) log_.notice("{}", *line);
+}
+
+}  // namespace tandem::sip

@@ -1,0 +1,140 @@
+#include "socket_filter.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace tandem::sip {
+
+namespace {
+
+constexpr std::uint32_t accept_all = 0xffffffffu;
+constexpr std::uint32_t drop = 0;
+constexpr std::size_t instruction_budget = 4000;  // the kernel allows 4096
+constexpr std::size_t v4_chunk = 200;             // conditional jumps reach 255 instructions
+
+std::uint32_t net(int offset) {
+    return static_cast<std::uint32_t>(SKF_NET_OFF + offset);
+}
+
+sock_filter stmt(std::uint16_t code, std::uint32_t k) {
+    return sock_filter{code, 0, 0, k};
+}
+
+sock_filter jump(std::uint16_t code, std::uint32_t k, std::uint8_t jt, std::uint8_t jf) {
+    return sock_filter{code, jt, jf, k};
+}
+
+std::uint32_t word(const IpAddress& a, std::size_t i) {
+    auto& b = a.bytes();
+    return static_cast<std::uint32_t>(b[i]) << 24 | static_cast<std::uint32_t>(b[i + 1]) << 16 |
+           static_cast<std::uint32_t>(b[i + 2]) << 8 | b[i + 3];
+}
+
+}  // namespace
+
+BanFilter build_ban_filter(const std::vector<IpAddress>& banned) {
+    BanFilter out;
+    std::vector<IpAddress> v4, v6;
+    for (auto& a : banned) (a.is_v4() ? v4 : v6).push_back(a);
+    if (v4.empty() && v6.empty()) return out;
+
+    std::size_t used = 10;  // dispatch, loads and returns
+    std::size_t n4 = 0, n6 = 0;
+    while (n4 < v4.size() && used + 1 + (n4 % v4_chunk == 0 ? 2 : 0) <= instruction_budget) {
+        used += 1 + (n4 % v4_chunk == 0 ? 2 : 0);
+        ++n4;
+    }
+    while (n6 < v6.size() && used + 9 <= instruction_budget) {
+        used += 9;
+        ++n6;
+    }
+
+    std::vector<sock_filter> v4_block, v6_block;
+    v4_block.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, net(12)));
+    for (std::size_t start = 0; start < n4; start += v4_chunk) {
+        std::size_t n = std::min(v4_chunk, n4 - start);
+        for (std::size_t i = 0; i < n; ++i)
+            v4_block.push_back(
+                jump(BPF_JMP | BPF_JEQ | BPF_K, v4[start + i].v4_host_order(), static_cast<std::uint8_t>(n - i), 0));
+        v4_block.push_back(stmt(BPF_JMP | BPF_JA, 1));
+        v4_block.push_back(stmt(BPF_RET | BPF_K, drop));
+    }
+    v4_block.push_back(stmt(BPF_RET | BPF_K, accept_all));
+
+    for (std::size_t i = 0; i < n6; ++i) {
+        auto& a = v6[i];
+        v6_block.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, net(8)));
+        v6_block.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, 0), 0, 7));
+        v6_block.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, net(12)));
+        v6_block.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, 4), 0, 5));
+        v6_block.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, net(16)));
+        v6_block.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, 8), 0, 3));
+        v6_block.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, net(20)));
+        v6_block.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, 12), 0, 1));
+        v6_block.push_back(stmt(BPF_RET | BPF_K, drop));
+    }
+    v6_block.push_back(stmt(BPF_RET | BPF_K, accept_all));
+
+    // Dispatch on the IP version of the packet.
+    auto& p = out.program;
+    p.push_back(stmt(BPF_LD | BPF_B | BPF_ABS, net(0)));
+    p.push_back(stmt(BPF_ALU | BPF_RSH | BPF_K, 4));
+    p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, 1));
+    p.push_back(stmt(BPF_JMP | BPF_JA, 3));  // to the IPv4 block, after the next three
+    p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 1));
+    p.push_back(stmt(BPF_JMP | BPF_JA, static_cast<std::uint32_t>(1 + v4_block.size())));
+    p.push_back(stmt(BPF_RET | BPF_K, accept_all));
+    p.insert(p.end(), v4_block.begin(), v4_block.end());
+    p.insert(p.end(), v6_block.begin(), v6_block.end());
+    out.addresses = n4 + n6;
+    return out;
+}
+
+int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& error) {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) {
+        error = std::string("cannot list /proc/self/fd: ") + std::strerror(errno);
+        return 0;
+    }
+    int changed = 0;
+    sock_fprog prog{static_cast<unsigned short>(filter.program.size()),
+                    const_cast<sock_filter*>(filter.program.data())};
+    while (auto* ent = ::readdir(dir)) {
+        char* end = nullptr;
+        long fd = std::strtol(ent->d_name, &end, 10);
+        if (end == ent->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&ss), &len) != 0) continue;
+        std::uint16_t local = 0;
+        if (ss.ss_family == AF_INET)
+            local = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            local = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+        else
+            continue;
+        if (local != port) continue;
+        int rc;
+        if (filter.program.empty()) {
+            int unused = 0;
+            rc = ::setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused);
+            if (rc != 0 && errno == ENOENT) continue;  // none attached
+        } else {
+            rc = ::setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+        }
+        if (rc == 0)
+            ++changed;
+        else
+            error = std::string("socket filter: ") + std::strerror(errno);
+    }
+    ::closedir(dir);
+    return changed;
+}
+
+}  // namespace tandem::sip

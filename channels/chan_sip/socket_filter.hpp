@@ -1,0 +1,40 @@
+// Banned addresses dropped by the kernel, before the SIP stack sees them.
+//
+// Sofia-SIP creates a server transaction for every request it parses, and an
+// unanswered one would linger, so an address that is ignored must never reach
+// it. chan_sip therefore attaches a classic BPF socket filter to the SIP
+// sockets (the UDP socket, the TCP listener, whose accepted connections
+// inherit it, and connections already open) that drops packets whose source is
+// banned. Requests that slip through (more bans than fit in one program, or a
+// kernel without socket filters) are still ignored by chan_sip itself.
+//
+// Threading: build_ban_filter() is pure. apply_ban_filter() changes sockets
+// the Sofia thread owns: call it only there.
+#pragma once
+
+#include "net.hpp"
+
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tandem::sip {
+
+struct BanFilter {
+    std::vector<sock_filter> program;  // empty: accept everything (detach)
+    std::size_t addresses = 0;         // how many of the banned addresses it covers
+};
+
+// A program that drops IPv4 and IPv6 packets from `banned` and accepts the
+// rest; it stays within the kernel's instruction limit, covering as many
+// addresses as fit (IPv4 first).
+BanFilter build_ban_filter(const std::vector<IpAddress>& banned);
+
+// Attaches `filter` to every socket of this process bound to local `port`
+// (or detaches when the program is empty). Returns how many sockets changed;
+// `error` tells why one could not.
+int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& error);
+
+}  // namespace tandem::sip

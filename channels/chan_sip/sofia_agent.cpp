@@ -1,0 +1,706 @@
+#include "sofia_agent.hpp"
+
+#include "socket_filter.hpp"
+#include "sofia_log.hpp"
+
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_log.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/tport_tag.h>
+
+#include <fmt/format.h>
+
+#include <pthread.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+namespace tandem::sip {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t max_pending = 5000;                   // requests waiting for a loop
+constexpr auto pending_timeout = std::chrono::seconds(30);  // a loop that never answers
+constexpr su_duration_t tick_ms = 1000;
+constexpr su_duration_t shutdown_ms = 3000;
+
+// Sofia's log hook is process-wide; each Sofia thread routes its own lines.
+struct LogRoute;
+thread_local LogRoute* t_log_route = nullptr;
+std::atomic<int> g_log_hook_users{0};
+
+struct LogRoute {
+    Log* log;
+    std::atomic<bool>* debug;
+    SofiaLogAssembler assembler;
+
+    void emit(const std::vector<SofiaLogAssembler::Item>& items) {
+        for (auto& i : items) {
+            if (i.message) {
+                if (debug->load(std::memory_order_relaxed)) log->info("{}", i.text);
+            } else {
+                log->debug("sofia: {}", i.text);
+            }
+        }
+    }
+};
+
+void sofia_log_hook(void*, char const* fmt, va_list ap) {
+    if (!t_log_route) return;
+    char small[2048];
+    va_list copy;
+    va_copy(copy, ap);
+    int n = std::vsnprintf(small, sizeof small, fmt, copy);
+    va_end(copy);
+    if (n < 0) return;
+    std::string text;
+    if (static_cast<std::size_t>(n) < sizeof small) {
+        text.assign(small, static_cast<std::size_t>(n));
+    } else {
+        text.resize(static_cast<std::size_t>(n) + 1);
+        va_copy(copy, ap);
+        std::vsnprintf(text.data(), text.size(), fmt, copy);
+        va_end(copy);
+        text.resize(static_cast<std::size_t>(n));
+    }
+    t_log_route->emit(t_log_route->assembler.feed(text));
+}
+
+std::string url_text(su_home_t* home, const url_t* url) {
+    if (!url) return {};
+    char* s = url_as_string(home, url);
+    return s ? s : "";
+}
+
+std::string header_text(su_home_t* home, const sip_header_t* h) {
+    if (!h) return {};
+    char* s = sip_header_as_string(home, h);
+    return s ? s : "";
+}
+
+std::optional<long long> parse_long(const char* s) {
+    if (!s || !*s) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    long long v = std::strtoll(s, &end, 10);
+    if (errno || *end) return std::nullopt;
+    return v;
+}
+
+std::string unquote(std::string_view v) {
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    return std::string(v);
+}
+
+// True when the response being reported was made up by the stack (timeout,
+// transport error) rather than received from the peer.
+bool answered_locally(nua_t* nua) {
+    nua_saved_event_t saved[1];
+    if (nua_save_event(nua, saved) == 0) return false;
+    const nua_event_data_t* data = nua_event_data(saved);
+    bool internal = data && data->e_msg && nta_is_internal_msg(data->e_msg);
+    nua_destroy_event(saved);
+    return internal;
+}
+
+// Sofia does not always say why it could not bind: try the same binds.
+int bind_error(const AgentConfig& config, bool udp, bool tcp) {
+    auto ip = IpAddress::parse(config.bindaddr);
+    if (!ip) return EINVAL;
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (ip->is_v4()) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(config.port);
+        a->sin_addr.s_addr = htonl(ip->v4_host_order());
+        len = sizeof *a;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(config.port);
+        std::memcpy(&a->sin6_addr, ip->bytes().data(), 16);
+        len = sizeof *a;
+    }
+    for (int type : {udp ? SOCK_DGRAM : -1, tcp ? SOCK_STREAM : -1}) {
+        if (type < 0) continue;
+        int fd = ::socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
+        if (fd < 0) return errno;
+        int err = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? 0 : errno;
+        ::close(fd);
+        if (err) return err;
+    }
+    return 0;
+}
+
+std::optional<SocketAddress> source_of(nua_t* nua) {
+    msg_t* m = nua_current_request(nua);
+    if (!m) return std::nullopt;
+    su_addrinfo_t* ai = msg_addrinfo(m);
+    if (!ai || !ai->ai_addr) return std::nullopt;
+    auto* su = reinterpret_cast<su_sockaddr_t*>(ai->ai_addr);
+    SocketAddress out;
+    if (su->su_family == AF_INET) {
+        out.ip = IpAddress::v4(ntohl(su->su_sin.sin_addr.s_addr));
+    } else if (su->su_family == AF_INET6) {
+        std::array<std::uint8_t, 16> b{};
+        std::memcpy(b.data(), &su->su_sin6.sin6_addr, 16);
+        out.ip = IpAddress::v6(b);
+    } else {
+        return std::nullopt;
+    }
+    out.port = ntohs(su->su_port);
+    return out;
+}
+
+Transport transport_of(nua_t* nua, const sip_t* sip) {
+    if (sip && sip->sip_via && sip->sip_via->v_protocol) {
+        std::string_view p = sip->sip_via->v_protocol;
+        if (p.ends_with("/TLS")) return Transport::tls;
+        if (p.ends_with("/TCP")) return Transport::tcp;
+    }
+    if (msg_t* m = nua_current_request(nua))
+        if (auto* ai = msg_addrinfo(m); ai && ai->ai_protocol == IPPROTO_TCP) return Transport::tcp;
+    return Transport::udp;
+}
+
+// The parts of a REGISTER the registrar needs, as plain values.
+std::optional<SipRequest> to_request(nua_t* nua, const sip_t* sip, const SocketAddress& source) {
+    if (!sip || !sip->sip_request || !sip->sip_to || !sip->sip_call_id || !sip->sip_cseq) return std::nullopt;
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    SipRequest r;
+    r.method = sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "";
+    r.request_uri = url_text(home, sip->sip_request->rq_url);
+    r.to_uri = url_text(home, sip->sip_to->a_url);
+    r.to_user = sip->sip_to->a_url->url_user ? sip->sip_to->a_url->url_user : "";
+    if (sip->sip_from) r.from_uri = url_text(home, sip->sip_from->a_url);
+    r.call_id = sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
+    r.cseq = sip->sip_cseq->cs_seq;
+    if (sip->sip_expires) r.expires = static_cast<long long>(sip->sip_expires->ex_delta);
+    bool ok = true;
+    for (const sip_contact_t* m = sip->sip_contact; m; m = m->m_next) {
+        if (m->m_url->url_type == url_any) {
+            r.contact_star = true;
+            continue;
+        }
+        ContactHeader c;
+        c.uri = url_text(home, m->m_url);
+        if (m->m_expires) {
+            c.expires = parse_long(m->m_expires);
+            if (!c.expires) ok = false;
+        }
+        if (m->m_q) c.q = m->m_q;
+        if (const char* inst = msg_params_find(m->m_params, "+sip.instance=")) c.instance = unquote(inst);
+        r.contacts.push_back(std::move(c));
+    }
+    // Rebuilt from the parsed parameters: Sofia's encoder can drop the last one.
+    for (const sip_authorization_t* a = sip->sip_authorization; a; a = a->au_next) {
+        std::string value = a->au_scheme ? a->au_scheme : "";
+        for (msg_param_t const* param = a->au_params; param && *param; ++param)
+            value += std::string(param == a->au_params ? " " : ", ") + *param;
+        r.authorization.push_back(std::move(value));
+    }
+    for (const sip_path_t* p = sip->sip_path; p; p = p->r_next)
+        r.path.push_back(header_text(home, reinterpret_cast<const sip_header_t*>(p)));
+    if (sip->sip_supported && sip->sip_supported->k_items)
+        for (auto** item = sip->sip_supported->k_items; *item; ++item) r.supported.emplace_back(*item);
+    if (sip->sip_user_agent && sip->sip_user_agent->g_string) r.user_agent = sip->sip_user_agent->g_string;
+    r.source = source;
+    r.transport = transport_of(nua, sip);
+    su_home_deinit(home);
+    if (!ok) return std::nullopt;
+    return r;
+}
+
+}  // namespace
+
+struct SofiaAgent::Impl {
+    explicit Impl(Log l) : log(std::move(l)) {}
+
+    Log log;
+    AgentConfig config;
+    Callbacks callbacks;
+    std::thread thread;
+    std::atomic<bool> debug{false};
+
+    // --- command queue (any thread -> Sofia thread) ---
+    mutable std::mutex mu;
+    std::deque<std::function<void()>> queue;
+    bool open = false;
+    int event_fd = -1;
+    std::atomic<std::size_t> pending_count{0};
+
+    // --- Sofia thread only ---
+    su_root_t* root = nullptr;
+    nua_t* nua = nullptr;
+    su_wait_t wait[1]{};
+    bool wait_registered = false;
+    su_timer_t* tick_timer = nullptr;
+    su_timer_t* shutdown_timer = nullptr;
+    bool shutting_down = false;
+    struct Pending {
+        nua_handle_t* nh = nullptr;
+        nua_saved_event_t saved[1]{};
+        Clock::time_point received;
+    };
+    std::unordered_map<std::uint64_t, Pending> pending;
+    std::uint64_t next_token = 1;
+    struct Probe {
+        std::string key;
+        Clock::time_point sent, deadline;
+    };
+    std::unordered_map<nua_handle_t*, Probe> probes;
+    std::unique_ptr<LogRoute> log_route;
+    // nua_respond() keeps the reason phrase by pointer until the stack sends
+    // the response (it copies only tags): phrases live here for good. They
+    // come from a fixed set in the code, so the set stays small.
+    std::set<std::string, std::less<>> phrases;
+
+    const char* intern(std::string_view phrase) {
+        if (phrase.empty()) phrase = "Unknown";
+        auto it = phrases.find(phrase);
+        if (it == phrases.end()) it = phrases.emplace(phrase).first;
+        return it->c_str();
+    }
+
+    void push(std::function<void()> fn) {
+        {
+            std::lock_guard lock(mu);
+            if (!open) return;
+            queue.push_back(std::move(fn));
+        }
+        std::uint64_t one = 1;
+        if (::write(event_fd, &one, sizeof one) < 0) {
+            // The counter only saturates when the thread is far behind; it is awake then.
+        }
+    }
+
+    // --- the thread ---
+    void run(std::promise<std::string>& started);
+    bool bind(std::string& error);
+    void cleanup();
+
+    static int on_wakeup(su_root_magic_t*, su_wait_t*, su_wakeup_arg_t* arg) {
+        auto* self = static_cast<Impl*>(static_cast<void*>(arg));
+        std::uint64_t n;
+        while (::read(self->event_fd, &n, sizeof n) > 0) {
+        }
+        std::deque<std::function<void()>> batch;
+        {
+            std::lock_guard lock(self->mu);
+            batch.swap(self->queue);
+        }
+        for (auto& fn : batch) fn();
+        return 0;
+    }
+
+    static void on_tick(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) { static_cast<Impl*>(arg)->tick(); }
+
+    static void on_shutdown_timeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+        auto* self = static_cast<Impl*>(arg);
+        self->log.warning("the SIP stack did not shut down in {} ms; stopping anyway", shutdown_ms);
+        su_root_break(self->root);
+    }
+
+    static void on_event(nua_event_t event, int status, char const* phrase, nua_t* nua, nua_magic_t* magic,
+                         nua_handle_t* nh, nua_hmagic_t* hmagic, sip_t const* sip, tagi_t[]) {
+        static_cast<Impl*>(static_cast<void*>(magic))->event(event, status, phrase, nua, nh, hmagic, sip);
+    }
+
+    void event(nua_event_t event, int status, char const* phrase, nua_t* nua_, nua_handle_t* nh, nua_hmagic_t* hmagic,
+               sip_t const* sip);
+    void incoming_register(int status, nua_handle_t* nh, const sip_t* sip);
+    void incoming_options(int status, nua_handle_t* nh);
+    void ignore_silently(nua_handle_t* nh, const SocketAddress& from, const char* method);
+    void tick();
+    void send_probe(const QualifyTarget& t);
+    void answer(std::uint64_t token, const SipResponse& r);
+    void begin_shutdown();
+    void apply_bans(const std::vector<IpAddress>& banned);
+};
+
+void SofiaAgent::Impl::run(std::promise<std::string>& started) {
+    pthread_setname_np(pthread_self(), "sofia-sip");
+    su_init();
+    log_route = std::make_unique<LogRoute>(LogRoute{&log, &debug, {}});
+    t_log_route = log_route.get();
+    g_log_hook_users.fetch_add(1);
+    su_log_redirect(nullptr, &sofia_log_hook, nullptr);
+
+    std::string error;
+    if (!bind(error)) {
+        cleanup();
+        started.set_value(error);
+        return;
+    }
+    started.set_value({});
+    su_root_run(root);
+    cleanup();
+}
+
+bool SofiaAgent::Impl::bind(std::string& error) {
+    root = su_root_create(this);
+    if (!root) {
+        error = "cannot create the SIP event loop";
+        return false;
+    }
+    // nua would otherwise run its stack on a thread of its own: keep all of
+    // Sofia on this one.
+    su_root_threading(root, 0);
+    event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd < 0 || su_wait_create(wait, event_fd, SU_WAIT_IN) != 0 ||
+        su_root_register(root, wait, &Impl::on_wakeup, static_cast<su_wakeup_arg_t*>(static_cast<void*>(this)), 0) <
+            0) {
+        error = fmt::format("cannot create the SIP command queue: {}", std::strerror(errno));
+        return false;
+    }
+    wait_registered = true;
+
+    auto host = IpAddress::parse(config.bindaddr);
+    std::string url = fmt::format("sip:{}:{}", host ? host->uri_host() : config.bindaddr, config.port);
+    bool udp = std::find(config.transports.begin(), config.transports.end(), Transport::udp) != config.transports.end();
+    bool tcp = std::find(config.transports.begin(), config.transports.end(), Transport::tcp) != config.transports.end();
+    if (udp && !tcp) url += ";transport=udp";
+    if (tcp && !udp) url += ";transport=tcp";
+    debug = config.debug;
+
+    errno = 0;
+    nua = nua_create(root, &Impl::on_event, static_cast<nua_magic_t*>(static_cast<void*>(this)),
+                     NUTAG_URL(URL_STRING_MAKE(url.c_str())), SIPTAG_USER_AGENT_STR(config.user_agent.c_str()),
+                     SIPTAG_ALLOW_STR("OPTIONS, REGISTER"), NUTAG_APPL_METHOD("REGISTER, OPTIONS"),
+                     SIPTAG_SUPPORTED_STR("path"), NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1),
+                     TPTAG_LOG(config.debug ? 1 : 0), TAG_END());
+    if (!nua) {
+        int err = errno ? errno : bind_error(config, udp, tcp);
+        std::string transports = udp && tcp ? "udp, tcp" : udp ? "udp" : "tcp";
+        error = fmt::format("cannot listen on {} ({}): {}", url.substr(4), transports,
+                            err ? std::strerror(err) : "the SIP stack refused the address");
+        return false;
+    }
+    tick_timer = su_timer_create(su_root_task(root), tick_ms);
+    if (!tick_timer || su_timer_set_for_ever(tick_timer, &Impl::on_tick, this) < 0) {
+        error = "cannot start the SIP timer";
+        return false;
+    }
+    {
+        std::lock_guard lock(mu);
+        open = true;
+    }
+    return true;
+}
+
+void SofiaAgent::Impl::cleanup() {
+    {
+        std::lock_guard lock(mu);
+        open = false;
+        queue.clear();
+    }
+    for (auto& [token, p] : pending) {
+        nua_destroy_event(p.saved);
+        nua_handle_destroy(p.nh);
+    }
+    pending.clear();
+    pending_count = 0;
+    for (auto& [nh, p] : probes) nua_handle_destroy(nh);
+    probes.clear();
+    if (tick_timer) su_timer_destroy(tick_timer), tick_timer = nullptr;
+    if (shutdown_timer) su_timer_destroy(shutdown_timer), shutdown_timer = nullptr;
+    if (nua) nua_destroy(nua), nua = nullptr;
+    if (wait_registered) {
+        su_root_unregister(root, wait, &Impl::on_wakeup, static_cast<su_wakeup_arg_t*>(static_cast<void*>(this)));
+        wait_registered = false;
+    }
+    if (root) su_root_destroy(root), root = nullptr;
+    if (event_fd >= 0) ::close(event_fd), event_fd = -1;
+    if (log_route) log_route->emit(log_route->assembler.flush());
+    if (g_log_hook_users.fetch_sub(1) == 1) su_log_redirect(nullptr, nullptr, nullptr);
+    t_log_route = nullptr;
+    log_route.reset();
+    su_deinit();
+}
+
+void SofiaAgent::Impl::event(nua_event_t event, int status, char const* phrase, nua_t* nua_, nua_handle_t* nh,
+                             nua_hmagic_t* hmagic, sip_t const* sip) {
+    switch (event) {
+        case nua_i_register:
+            incoming_register(status, nh, sip);
+            return;
+        case nua_i_options:
+            incoming_options(status, nh);
+            return;
+        case nua_r_options: {
+            if (status < 200) return;
+            auto it = probes.find(nh);
+            if (it != probes.end()) {
+                ProbeResult r;
+                r.key = it->second.key;
+                r.status = status;
+                if (sip && !answered_locally(nua_))
+                    r.rtt = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - it->second.sent);
+                probes.erase(it);
+                if (callbacks.on_probe_result) callbacks.on_probe_result(std::move(r));
+            }
+            nua_handle_destroy(nh);
+            return;
+        }
+        case nua_r_shutdown:
+            if (status >= 200) su_root_break(root);
+            return;
+        case nua_i_error:
+            log.debug("sip stack error: {} {}", status, phrase ? phrase : "");
+            return;
+        case nua_i_invite:
+        case nua_i_message:
+        case nua_i_subscribe:
+        case nua_i_publish:
+        case nua_i_notify:
+        case nua_i_refer:
+        case nua_i_info:
+        case nua_i_method:
+            // Not allowed yet; the stack normally answers 405 before we hear of it.
+            if (nh && !hmagic) {
+                if (status < 200) nua_respond(nh, SIP_501_NOT_IMPLEMENTED, NUTAG_WITH_THIS(nua_), TAG_END());
+                nua_handle_destroy(nh);
+            }
+            return;
+        default:
+            return;
+    }
+}
+
+void SofiaAgent::Impl::ignore_silently(nua_handle_t* nh, const SocketAddress& from, const char* method) {
+    // The transaction layer never sends a 408 to a non-INVITE request: the
+    // transaction completes quietly and is reclaimed by its own timer.
+    log.debug("ignoring {} from banned {}", method, from.str());
+    nua_respond(nh, SIP_408_REQUEST_TIMEOUT, NUTAG_WITH_THIS(nua), TAG_END());
+    nua_handle_destroy(nh);
+}
+
+void SofiaAgent::Impl::incoming_register(int status, nua_handle_t* nh, const sip_t* sip) {
+    if (!nh) return;
+    if (status >= 200 || shutting_down) {
+        if (status < 200) nua_respond(nh, SIP_503_SERVICE_UNAVAILABLE, NUTAG_WITH_THIS(nua), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    auto source = source_of(nua);
+    if (!source) {
+        nua_respond(nh, SIP_500_INTERNAL_SERVER_ERROR, NUTAG_WITH_THIS(nua), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    if (callbacks.is_banned && callbacks.is_banned(source->ip)) {
+        ignore_silently(nh, *source, "REGISTER");
+        return;
+    }
+    if (pending.size() >= max_pending) {
+        nua_respond(nh, SIP_503_SERVICE_UNAVAILABLE, NUTAG_WITH_THIS(nua), SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    auto request = to_request(nua, sip, *source);
+    if (!request) {
+        nua_respond(nh, SIP_400_BAD_REQUEST, NUTAG_WITH_THIS(nua), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    auto token = next_token++;
+    auto& p = pending[token];
+    p.nh = nh;
+    p.received = Clock::now();
+    nua_save_event(nua, p.saved);
+    pending_count = pending.size();
+    if (callbacks.on_register) callbacks.on_register(IncomingRequest{token, std::move(*request)});
+}
+
+void SofiaAgent::Impl::incoming_options(int status, nua_handle_t* nh) {
+    if (!nh) return;
+    if (status < 200) {
+        auto source = source_of(nua);
+        if (source && callbacks.is_banned && callbacks.is_banned(source->ip)) {
+            ignore_silently(nh, *source, "OPTIONS");
+            return;
+        }
+        // OPTIONS is a keep-alive and capability query: answered without
+        // authentication, as every PBX does, but never from a banned source.
+        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua), TAG_END());
+    }
+    nua_handle_destroy(nh);
+}
+
+void SofiaAgent::Impl::answer(std::uint64_t token, const SipResponse& r) {
+    auto it = pending.find(token);
+    if (it == pending.end()) return;
+    auto& p = it->second;
+    auto headers = r.header_block();
+    nua_respond(p.nh, r.status, intern(r.phrase), NUTAG_WITH_SAVED(p.saved),
+                TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())), TAG_END());
+    nua_destroy_event(p.saved);
+    nua_handle_destroy(p.nh);
+    pending.erase(it);
+    pending_count = pending.size();
+}
+
+void SofiaAgent::Impl::tick() {
+    auto now = Clock::now();
+    for (auto it = pending.begin(); it != pending.end();) {
+        if (now - it->second.received < pending_timeout) {
+            ++it;
+            continue;
+        }
+        log.warning("a SIP request waited {} s for an answer: answering 500",
+                    std::chrono::duration_cast<std::chrono::seconds>(pending_timeout).count());
+        nua_respond(it->second.nh, SIP_500_INTERNAL_SERVER_ERROR, NUTAG_WITH_SAVED(it->second.saved), TAG_END());
+        nua_destroy_event(it->second.saved);
+        nua_handle_destroy(it->second.nh);
+        it = pending.erase(it);
+    }
+    pending_count = pending.size();
+    for (auto it = probes.begin(); it != probes.end();) {
+        if (now < it->second.deadline) {
+            ++it;
+            continue;
+        }
+        ProbeResult r;
+        r.key = it->second.key;
+        nua_handle_destroy(it->first);
+        it = probes.erase(it);
+        if (callbacks.on_probe_result) callbacks.on_probe_result(std::move(r));
+    }
+    if (shutting_down || !callbacks.on_tick) return;
+    for (auto& t : callbacks.on_tick()) send_probe(t);
+}
+
+void SofiaAgent::Impl::send_probe(const QualifyTarget& t) {
+    std::string to = "<" + t.uri + ">";
+    std::string proxy;
+    if (t.send_to && t.route.empty())
+        proxy = fmt::format("sip:{};transport={}", t.send_to->str(), to_string(t.transport));
+    std::string route;
+    for (auto& r : t.route) route += (route.empty() ? "" : ", ") + r;
+    nua_handle_t* nh = nua_handle(nua, nullptr, SIPTAG_TO_STR(to.c_str()), TAG_END());
+    if (!nh) return;
+    auto now = Clock::now();
+    auto wait = std::max<Clock::duration>(2 * t.limit, std::chrono::seconds(3));
+    probes[nh] = Probe{t.key, now, now + wait};
+    nua_options(nh, NUTAG_URL(URL_STRING_MAKE(t.uri.c_str())),
+                TAG_IF(!proxy.empty(), NUTAG_PROXY(URL_STRING_MAKE(proxy.c_str()))),
+                TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())), TAG_END());
+}
+
+void SofiaAgent::Impl::begin_shutdown() {
+    if (shutting_down) return;
+    shutting_down = true;
+    for (auto& [token, p] : pending) {
+        nua_respond(p.nh, SIP_503_SERVICE_UNAVAILABLE, NUTAG_WITH_SAVED(p.saved), TAG_END());
+        nua_destroy_event(p.saved);
+        nua_handle_destroy(p.nh);
+    }
+    pending.clear();
+    pending_count = 0;
+    for (auto& [nh, p] : probes) nua_handle_destroy(nh);
+    probes.clear();
+    shutdown_timer = su_timer_create(su_root_task(root), shutdown_ms);
+    if (shutdown_timer) su_timer_set(shutdown_timer, &Impl::on_shutdown_timeout, this);
+    nua_shutdown(nua);
+}
+
+void SofiaAgent::Impl::apply_bans(const std::vector<IpAddress>& banned) {
+    auto filter = build_ban_filter(banned);
+    std::string error;
+    int n = apply_ban_filter(config.port, filter, error);
+    if (!error.empty()) log.warning("{} (banned addresses are still ignored, later in the stack)", error);
+    if (filter.addresses < banned.size())
+        log.warning("{} of {} banned addresses fit in the socket filter; the rest are ignored later in the stack",
+                    filter.addresses, banned.size());
+    log.debug("socket filter: {} banned addresses on {} sockets", filter.addresses, n);
+}
+
+SofiaAgent::SofiaAgent(Log log) : impl_(std::make_unique<Impl>(std::move(log))) {}
+
+SofiaAgent::~SofiaAgent() {
+    stop();
+}
+
+bool SofiaAgent::start(const AgentConfig& config, Callbacks callbacks, std::string& error) {
+    if (impl_->thread.joinable()) {
+        error = "already running";
+        return false;
+    }
+    impl_->config = config;
+    impl_->callbacks = std::move(callbacks);
+    auto started = std::make_shared<std::promise<std::string>>();
+    auto result = started->get_future();
+    impl_->thread = std::thread([impl = impl_.get(), started] { impl->run(*started); });
+    error = result.get();
+    if (!error.empty()) {
+        impl_->thread.join();
+        return false;
+    }
+    return true;
+}
+
+void SofiaAgent::stop() {
+    if (!impl_->thread.joinable()) return;
+    impl_->push([impl = impl_.get()] { impl->begin_shutdown(); });
+    impl_->thread.join();
+}
+
+bool SofiaAgent::running() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->open;
+}
+
+const AgentConfig& SofiaAgent::config() const {
+    return impl_->config;
+}
+
+void SofiaAgent::respond(std::uint64_t token, SipResponse response) {
+    impl_->push([impl = impl_.get(), token, r = std::move(response)] { impl->answer(token, r); });
+}
+
+void SofiaAgent::set_debug(bool on) {
+    impl_->debug = on;
+    impl_->push([impl = impl_.get(), on] {
+        if (impl->nua) nua_set_params(impl->nua, TPTAG_LOG(on ? 1 : 0), TAG_END());
+    });
+}
+
+bool SofiaAgent::debug() const {
+    return impl_->debug.load();
+}
+
+void SofiaAgent::set_banned(std::vector<IpAddress> banned) {
+    impl_->push([impl = impl_.get(), b = std::move(banned)] { impl->apply_bans(b); });
+}
+
+void SofiaAgent::wake() {
+    impl_->push([impl = impl_.get()] { impl->tick(); });
+}
+
+std::size_t SofiaAgent::pending() const {
+    return impl_->pending_count.load();
+}
+
+}  // namespace tandem::sip

@@ -1,0 +1,209 @@
+"""Helpers for the chan_sip integration tests: free ports, a sip.conf for the
+test, SIPp runs, and a tiny raw SIP sender.
+
+Everything stays on 127.0.0.1 and every call is bounded in time.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIPP = shutil.which("sipp")
+
+SECRETS = {"1001": "Tandem-1001-Loopback!", "1002": "Tandem-1002-Loopback!"}
+
+
+def free_port():
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no free port")
+
+
+def use_port(port, **general):
+    """An edit= hook for harness.Tandem: listen on `port` and set other
+    [general] options of the sample sip.conf (replaced where the sample sets
+    them, added otherwise)."""
+    general = {"bindport": port, **general}
+
+    def edit(conf_dir):
+        path = os.path.join(conf_dir, "sip.conf")
+        with open(path) as f:
+            text = f.read()
+        for key, value in general.items():
+            text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+            if n == 0:
+                text = text.replace("[general]\n", f"[general]\n{key} = {value}\n", 1)
+        with open(path, "w") as f:
+            f.write(text)
+
+    return edit
+
+
+def sipp(scenario, port, user, password=None, expires=3600, contact_user=None, local_port=None,
+         transport="u1", timeout=10, cwd=None, background=False):
+    """Runs one SIPp call of tests/integration/sipp/<scenario>.xml against
+    127.0.0.1:port. Returns (exit status, output), or the Popen object when
+    `background`."""
+    if password is None:
+        password = SECRETS.get(user, "no-password-given")
+    cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, scenario + ".xml"), "-m", "1",
+           "-s", user, "-au", user, "-ap", password,
+           "-key", "expires", str(expires), "-key", "contact_user", contact_user or user,
+           "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", transport,
+           "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"]
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 20, cwd=cwd)
+        return r.returncode, r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        return -1, f"sipp did not finish: {e}"
+
+
+def request(method, port, user="1001", extra_headers="", body="", call_id=None, cseq=1, local_port=0):
+    """A well-formed request as bytes (tests break it on purpose afterwards)."""
+    call_id = call_id or uuid.uuid4().hex
+    lines = [
+        f"{method} sip:127.0.0.1:{port} SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{local_port or 5999};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport",
+        f"From: <sip:{user}@127.0.0.1>;tag={uuid.uuid4().hex[:8]}",
+        f"To: <sip:{user}@127.0.0.1>",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {method}",
+        f"Contact: <sip:{user}@127.0.0.1:{local_port or 5999}>",
+        "Max-Forwards: 70",
+    ]
+    if extra_headers:
+        lines += [l.rstrip("\r") for l in extra_headers.strip().split("\n")]
+    lines.append(f"Content-Length: {len(body.encode())}")
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+class UdpPeer:
+    """A UDP socket on 127.0.0.1 that sends raw datagrams and collects answers."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, data, port):
+        self.sock.sendto(data, ("127.0.0.1", port))
+
+    def answers(self, wait=1.0):
+        """Every datagram that arrives within `wait` seconds, as text."""
+        out = []
+        deadline = time.time() + wait
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return out
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65536)
+                out.append(data.decode(errors="replace"))
+            except socket.timeout:
+                return out
+
+    def close(self):
+        self.sock.close()
+
+
+def status_of(message):
+    m = re.match(r"SIP/2\.0 (\d{3})", message)
+    return int(m.group(1)) if m else None
+
+
+class Phone:
+    """A minimal phone behind a pretend NAT: registers (digest MD5, qop=auth)
+    from a UDP socket on 127.0.0.1 while its Contact names an address nobody
+    can reach, and answers every OPTIONS with 200 OK from a thread. Only a
+    registrar that sends to where the REGISTER came from (nat=force_rport)
+    reaches it."""
+
+    def __init__(self, user, password, server_port, contact="sip:{user}@10.255.255.1:5999"):
+        import hashlib
+        import queue
+        import threading
+        self._md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+        self.user, self.password, self.server = user, password, server_port
+        self.contact = contact.format(user=user)
+        self.peer = UdpPeer()
+        self.port = self.peer.port
+        self.options = []          # Request-URIs of the OPTIONS received
+        self._responses = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        self.peer.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                data, addr = self.peer.sock.recvfrom(65536)
+            except (socket.timeout, OSError):
+                continue
+            text = data.decode(errors="replace")
+            if text.startswith("SIP/2.0"):
+                self._responses.put(text)
+            elif text.startswith("OPTIONS "):
+                self.options.append(text.split(" ")[1])
+                head = text.split("\r\n\r\n")[0].split("\r\n")
+                keep = [l for l in head[1:] if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+                keep = [l + ";tag=phone" if l.lower().startswith("to:") and "tag=" not in l else l for l in keep]
+                answer = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+                self.peer.sock.sendto(answer.encode(), addr)
+
+    def _response(self, wait=2.0):
+        import queue
+        try:
+            return self._responses.get(timeout=wait)
+        except queue.Empty:
+            return ""
+
+    def register(self, expires=3600):
+        """REGISTER, answer the challenge; returns the final status (None if no answer)."""
+        call_id = uuid.uuid4().hex
+        contact = f"Contact: <{self.contact}>\nExpires: {expires}\nUser-Agent: Python phone"
+
+        def send(cseq, extra):
+            msg = request("REGISTER", self.server, user=self.user, call_id=call_id, cseq=cseq,
+                          local_port=self.port, extra_headers=contact + extra)
+            msg = msg.replace(f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n".encode(), b"")
+            self.peer.send(msg, self.server)
+            return self._response()
+
+        first = send(1, "")
+        if status_of(first) != 401:
+            return status_of(first)
+        realm = re.search(r'realm="([^"]+)"', first).group(1)
+        nonce = re.search(r'nonce="([^"]+)"', first).group(1)
+        uri = f"sip:127.0.0.1:{self.server}"
+        ha1 = self._md5(f"{self.user}:{realm}:{self.password}")
+        ha2 = self._md5(f"REGISTER:{uri}")
+        cnonce, nc = uuid.uuid4().hex[:8], "00000001"
+        response = self._md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        auth = (f'\nAuthorization: Digest username="{self.user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+                f'response="{response}", algorithm=MD5, cnonce="{cnonce}", qop=auth, nc={nc}')
+        return status_of(send(2, auth))
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.peer.close()
