@@ -3,7 +3,7 @@
 // A request creates two channels on the same loop: `;1`, handed to whoever
 // asked (Dial, originate), and `;2`, which runs the dialplan at EXTEN@CONTEXT
 // once `;1` is called. What one half's driver is told (answer, indications,
-// frames, hangup) the other half hears from the wire, so each looks to its
+// frames, digits, text, hangup) the other half hears from the wire, so each looks to its
 // owner like an ordinary call. Both halves live on one loop: no locking.
 #include <tandem/core.hpp>
 #include <tandem/module.hpp>
@@ -45,11 +45,26 @@ public:
         if (auto o = other()) o->on_indication(i);
     }
 
+    void send_digit_begin(Channel&, char digit) override {
+        if (auto o = other()) o->on_frame(Frame::digit(FrameKind::dtmf_begin, digit));
+    }
+
     void send_digit(Channel&, char digit, std::chrono::milliseconds duration) override {
         if (auto o = other())
             o->on_frame(Frame::digit(FrameKind::dtmf_end, digit, static_cast<std::uint32_t>(duration.count())));
     }
 
+    void send_text(Channel&, std::string_view text) override {
+        auto o = other();
+        if (!o) return;
+        Frame f;
+        f.kind = FrameKind::text;
+        f.set_payload(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+        o->on_frame(std::move(f));
+    }
+
+    // Both halves use the same native format (slin8), so what one writes the
+    // other reads unchanged.
     void write(Channel&, const Frame& f) override {
         if (auto o = other()) o->on_frame(f);
     }

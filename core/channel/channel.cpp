@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <vector>
 
 namespace asio = boost::asio;
 
@@ -39,7 +40,168 @@ Channel::Channel(Core& core, asio::io_context& loop, std::string name, std::stri
       created_(std::chrono::system_clock::now()),
       linkedid_(uniqueid_) {}
 
+// The media side of a channel, allocated the first time something needs it
+// (a reader, a format other than native), so an idle channel stays small.
+struct Channel::Media {
+    explicit Media(asio::io_context& loop) : reader(loop) {}
+
+    // Read queue: a ring allocated when the first reader appears. It grows
+    // only when it is full of frames that must not be dropped (DTMF, control,
+    // text), up to a hard bound against a flood.
+    static constexpr std::size_t initial_slots = 16;
+    static constexpr std::size_t max_slots = 512;
+    std::vector<Frame> ring;
+    std::size_t head = 0, count = 0, voice = 0;
+    bool reading = false;
+    std::uint64_t dropped = 0;
+    EventWaiter reader;
+
+    // Translation, rebuilt when a format changes: driver -> reader, writer -> driver.
+    std::unique_ptr<TranslationPath> read_path, write_path;
+    Frame scratch;
+
+    Frame& at(std::size_t i) { return ring[(head + i) % ring.size()]; }
+    void erase(std::size_t i) {
+        for (std::size_t j = i; j + 1 < count; ++j) std::swap(at(j), at(j + 1));
+        --count;
+    }
+    void grow() {
+        std::vector<Frame> bigger(ring.size() * 2);
+        for (std::size_t i = 0; i < count; ++i) bigger[i] = std::move(at(i));
+        ring = std::move(bigger);
+        head = 0;
+    }
+};
+
+namespace {
+bool is_voice(const Frame& f) {
+    return f.kind == FrameKind::voice;
+}
+
+// The path from `from` to `to` in `path`, rebuilt only when it does not match.
+TranslationPath* path_for(Core& core, std::unique_ptr<TranslationPath>& path, Format from, Format to) {
+    if (from == to || from == Format::none || to == Format::none) return nullptr;
+    if (!path || path->from() != from || path->to() != to) path = core.build_path(from, to);
+    return path.get();
+}
+}  // namespace
+
+void EventWaiter::notify() {
+    signalled_ = true;
+    timer_.cancel();
+}
+
+awaitable<bool> EventWaiter::wait(std::chrono::milliseconds timeout) {
+    if (!signalled_) {
+        timer_.expires_after(timeout);
+        // Cancelled either by notify() or by a hangup of the awaiting
+        // coroutine's channel; as_tuple keeps both from throwing.
+        co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    bool woke = signalled_;
+    signalled_ = false;
+    co_return woke;
+}
+
 Channel::~Channel() = default;
+
+Channel::Media& Channel::media() {
+    if (!media_) media_ = std::make_unique<Media>(loop_);
+    return *media_;
+}
+
+void Channel::set_native_format(Format f) {
+    if (f == native_format_) return;
+    native_format_ = f;
+    if (media_) {
+        // Prepared now rather than on the first frame, which must not allocate.
+        path_for(core_, media_->read_path, f, read_format_);
+        path_for(core_, media_->write_path, write_format_, f);
+    }
+    wake_waiters();
+}
+
+void Channel::set_read_format(Format f) {
+    read_format_ = f;
+    if (f != Format::none && f != native_format_) path_for(core_, media().read_path, native_format_, f);
+}
+
+void Channel::set_write_format(Format f) {
+    write_format_ = f;
+    if (f != Format::none && f != native_format_) path_for(core_, media().write_path, f, native_format_);
+}
+
+std::uint64_t Channel::dropped_frames() const {
+    return media_ ? media_->dropped : 0;
+}
+
+void Channel::add_audio_tap() {
+    if (++audio_taps_ == 1) wake_waiters();
+}
+
+void Channel::remove_audio_tap() {
+    if (audio_taps_ > 0 && --audio_taps_ == 0) wake_waiters();
+}
+
+void Channel::add_waiter(EventWaiter& w) {
+    if (std::find(waiters_.begin(), waiters_.end(), &w) == waiters_.end()) waiters_.push_back(&w);
+}
+
+void Channel::remove_waiter(EventWaiter& w) {
+    std::erase(waiters_, &w);
+}
+
+void Channel::queue_frame(const Frame& f) {
+    auto& m = *media_;
+    if (is_voice(f) && m.voice >= max_queued_voice) {
+        // A slow reader loses the oldest audio, never a digit or an indication.
+        for (std::size_t i = 0; i < m.count; ++i)
+            if (is_voice(m.at(i))) {
+                m.erase(i);
+                --m.voice;
+                ++m.dropped;
+                break;
+            }
+    }
+    if (m.count == m.ring.size()) {
+        if (m.ring.size() >= Media::max_slots) {
+            ++m.dropped;  // a flood of non-voice frames nobody reads
+            return;
+        }
+        m.grow();
+    }
+    m.at(m.count++) = f;
+    if (is_voice(f)) ++m.voice;
+    m.reader.notify();
+}
+
+awaitable<std::optional<Frame>> Channel::read_frame(std::chrono::milliseconds timeout) {
+    auto& m = media();
+    if (!m.reading) {
+        m.reading = true;
+        m.ring.resize(Media::initial_slots);
+    }
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (hangup_requested_) co_return std::nullopt;
+        if (m.count) {
+            Frame f = std::move(m.at(0));
+            m.head = (m.head + 1) % m.ring.size();
+            --m.count;
+            if (!is_voice(f)) co_return f;
+            --m.voice;
+            auto target = read_format_ == Format::none ? native_format_ : read_format_;
+            auto from = static_cast<Format>(f.subclass);
+            if (from == target) co_return f;
+            auto* path = path_for(core_, m.read_path, from, target);
+            if (path && path->convert(f, m.scratch)) co_return m.scratch;
+            continue;  // untranslatable: dropped, as a codec error would be
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) co_return std::nullopt;
+        co_await m.reader.wait(left);
+    }
+}
 
 std::string_view Channel::technology() const {
     auto slash = name_.find('/');
@@ -129,7 +291,43 @@ void Channel::send_digit(char digit, std::chrono::milliseconds duration) {
 }
 
 void Channel::write(const Frame& f) {
-    if (!hangup_requested_) driver_->write(*this, f);
+    if (hangup_requested_) return;
+    switch (f.kind) {
+        case FrameKind::voice: {
+            auto from = static_cast<Format>(f.subclass);
+            if (from == native_format_) break;
+            auto& m = media();
+            auto* path = path_for(core_, m.write_path, from, native_format_);
+            if (path && path->convert(f, m.scratch)) driver_->write(*this, m.scratch);
+            return;
+        }
+        case FrameKind::dtmf_begin:
+            driver_->send_digit_begin(*this, static_cast<char>(f.subclass));
+            return;
+        case FrameKind::dtmf_end:
+            driver_->send_digit(*this, static_cast<char>(f.subclass),
+                                std::chrono::milliseconds(f.duration_ms ? f.duration_ms : 100));
+            return;
+        case FrameKind::text: {
+            auto p = f.payload();
+            driver_->send_text(*this, std::string_view(reinterpret_cast<const char*>(p.data()), p.size()));
+            return;
+        }
+        case FrameKind::control:
+        case FrameKind::null:
+            return;
+        case FrameKind::video:
+            break;
+    }
+    driver_->write(*this, f);
+}
+
+void Channel::send_digit_begin(char digit) {
+    if (!hangup_requested_) driver_->send_digit_begin(*this, digit);
+}
+
+void Channel::send_text(std::string_view text) {
+    if (!hangup_requested_) driver_->send_text(*this, text);
 }
 
 void Channel::call(std::chrono::milliseconds timeout) {
@@ -147,17 +345,18 @@ awaitable<bool> Channel::sleep(std::chrono::milliseconds d) {
 
 awaitable<bool> Channel::wait_for_event(std::chrono::milliseconds timeout) {
     if (hangup_requested_) co_return true;
-    asio::steady_timer timer(loop_);
-    timer.expires_after(timeout);
-    waiters_.push_back(&timer);
-    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    std::erase(waiters_, static_cast<void*>(&timer));
-    // Woken (cancelled by wake_waiters) means an event; expiry means timeout.
-    co_return ec == asio::error::operation_aborted;
+    EventWaiter w(loop_);
+    add_waiter(w);
+    bool woke = co_await w.wait(timeout);
+    remove_waiter(w);
+    co_return woke || hangup_requested_;
 }
 
 void Channel::wake_waiters() {
-    for (void* w : waiters_) static_cast<asio::steady_timer*>(w)->cancel();
+    // notify() only cancels a timer (its handler runs later), so a waiter
+    // removing itself cannot invalidate this loop.
+    for (auto* w : waiters_) w->notify();
+    if (media_) media_->reader.notify();
 }
 
 void Channel::request_hangup(int c) {
@@ -185,7 +384,9 @@ void Channel::on_indication(Indication i) {
 }
 
 void Channel::on_frame(Frame f) {
+    if (hangup_requested_) return;
     if (observer_) observer_(f);
+    if (media_ && media_->reading) queue_frame(f);
 }
 
 void Channel::on_hangup(int c) {

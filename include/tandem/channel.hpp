@@ -10,17 +10,29 @@
 // and cancels whatever the dialplan coroutine awaits, so an application blocked
 // in `sleep()` or any other Asio operation unwinds at once, destructors run,
 // and the `h` extension gets its turn.
+//
+// Media: a driver sends and receives one native format (`native_format()`,
+// set by the driver after negotiation; slin8 for internal channels). An
+// application reads with `read_frame()` and writes with `write()` in its read
+// and write formats; the channel translates between those and the native
+// format with paths from Core::build_path, built when a format is set or the
+// native one changes, never per frame. Frames the driver pushes with
+// `on_frame()` go to the frame observer (a bridge or Dial) and, once someone
+// has called `read_frame()`, to a small bounded queue. All of this runs on the
+// channel's loop, like everything else about a channel: no locks.
 #pragma once
 
 #include <tandem/cause.hpp>
 #include <tandem/events.hpp>
 #include <tandem/frame.hpp>
+#include <tandem/media.hpp>
 #include <tandem/registry.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -36,6 +48,9 @@ namespace tandem {
 
 class Core;
 class Channel;
+// An RTP media session (include/tandem/rtp.hpp). A driver whose media is RTP
+// hands it out so a bridge can relay packets between two legs without decoding.
+class RtpSession;
 
 template <class T>
 using awaitable = boost::asio::awaitable<T>;
@@ -59,9 +74,37 @@ public:
     // The channel is going away; release the wire side. Called exactly once.
     virtual void hangup(Channel&, int /*cause*/) {}
     virtual void indicate(Channel&, Indication) {}
+    // The start of a digit whose end comes with send_digit() (RFC 4733 events
+    // sent as they are pressed); drivers that send whole digits ignore it.
+    virtual void send_digit_begin(Channel&, char /*digit*/) {}
     virtual void send_digit(Channel&, char /*digit*/, std::chrono::milliseconds /*duration*/) {}
     virtual void send_text(Channel&, std::string_view) {}
+    // Voice (in the native format) and video frames to send.
     virtual void write(Channel&, const Frame&) {}
+    // The RTP session carrying this channel's media, if its media is RTP: a
+    // bridge may then relay packets between two sessions without decoding.
+    virtual RtpSession* rtp() { return nullptr; }
+};
+
+// Wakes one coroutine that waits for events on several channels at once (a
+// bridge watching both legs, Dial watching the caller and every callee).
+// Register it with Channel::add_waiter() on each channel and remove it before
+// it is destroyed. Loop-bound like the channels it watches.
+class EventWaiter {
+public:
+    explicit EventWaiter(boost::asio::io_context& loop) : timer_(loop) {}
+    EventWaiter(const EventWaiter&) = delete;
+    EventWaiter& operator=(const EventWaiter&) = delete;
+    // Something happened: the current or the next wait() returns at once.
+    void notify();
+    // Waits for notify() or the timeout; true when notified. Never throws: a
+    // hangup of the awaiting coroutine's channel ends the wait early, so the
+    // caller checks `hungup()` on the channels it cares about.
+    awaitable<bool> wait(std::chrono::milliseconds timeout);
+
+private:
+    boost::asio::steady_timer timer_;
+    bool signalled_ = false;
 };
 
 // What the dialplan sees of a request for a new outgoing channel.
@@ -170,7 +213,13 @@ public:
     awaitable<bool> answer();
     void indicate(Indication i);
     void send_digit(char digit, std::chrono::milliseconds duration = std::chrono::milliseconds(100));
+    // Voice frames in another format than the native one (normally the write
+    // format) are translated to native first; a format without a path is
+    // dropped. DTMF frames become send_digit_begin()/send_digit(), text frames
+    // send_text(); control frames are ignored (use indicate()).
     void write(const Frame& f);
+    void send_digit_begin(char digit);
+    void send_text(std::string_view text);
     // Sleeps unless hung up; returns false when the channel hung up.
     awaitable<bool> sleep(std::chrono::milliseconds d);
     // Starts an outgoing call through the driver.
@@ -179,19 +228,57 @@ public:
     // Any thread: marks the channel hung up and cancels its dialplan coroutine.
     void request_hangup(int cause = cause::normal_clearing);
 
+    // --- media formats, on the channel's loop ---
+    // What the driver sends and receives; set by the driver after negotiation.
+    // Changing it rebuilds the read and write paths and wakes waiters (a
+    // bridge re-checks whether it can relay).
+    Format native_format() const { return native_format_; }
+    void set_native_format(Format f);
+    // The formats an application reads and writes; Format::none means native.
+    Format read_format() const { return read_format_; }
+    void set_read_format(Format f);
+    Format write_format() const { return write_format_; }
+    void set_write_format(Format f);
+
+    // The next frame the driver pushed: voice translated to the read format,
+    // DTMF, control and text as they came. std::nullopt on timeout or when the
+    // channel hangs up (a hangup ends the wait at once; check hungup()).
+    // Frames are queued only once a reader has appeared, in a bounded queue:
+    // beyond `max_queued_voice` the oldest voice frame is dropped; DTMF and
+    // control frames are kept.
+    awaitable<std::optional<Frame>> read_frame(std::chrono::milliseconds timeout);
+    static constexpr std::size_t max_queued_voice = 8;  // 160 ms of 20 ms frames
+    // Voice frames dropped from the read queue since it was created.
+    std::uint64_t dropped_frames() const;
+
+    // "Someone needs this channel's audio" (recording, in-band DTMF detection):
+    // while the count is above zero a bridge does not relay RTP around the
+    // core. Changes wake waiters so a running bridge re-checks at once.
+    void add_audio_tap();
+    void remove_audio_tap();
+    bool audio_tapped() const { return audio_taps_ > 0; }
+
+    // Wakes `w` on the events wait_for_event() reports, on tap and native
+    // format changes. Remove it before `w` is destroyed.
+    void add_waiter(EventWaiter& w);
+    void remove_waiter(EventWaiter& w);
+
     // --- driver -> channel, on the channel's loop ---
     void on_answered();
     void on_indication(Indication i);
     void on_frame(Frame f);
     void on_hangup(int cause);
 
-    // Waits until the driver reports something (answer, indication, hangup,
-    // frame) or the timeout passes. Returns false on timeout. Used by code that
+    // Waits until the driver reports something (answer, indication, hangup;
+    // not media frames) or the timeout passes. Returns false on timeout. Used by code that
     // drives an outgoing channel (originate, Dial) from the same loop.
     awaitable<bool> wait_for_event(std::chrono::milliseconds timeout);
     std::optional<Indication> last_indication() const { return last_indication_; }
 
-    // Observers of what the driver reported (a Dial or a bridge), on the loop.
+    // The one observer of what the driver reports (a Dial or a bridge), on
+    // the loop: every frame pushed with on_frame() as it came (native voice),
+    // and each indication as a control frame. One owner at a time; set an
+    // empty function to detach.
     using FrameObserver = std::function<void(const Frame&)>;
     void set_frame_observer(FrameObserver f) { observer_ = std::move(f); }
 
@@ -222,8 +309,18 @@ private:
     std::string lastapp_, lastdata_;
     FrameObserver observer_;
     std::optional<Indication> last_indication_;
-    std::vector<void*> waiters_;  // steady_timer* of wait_for_event callers
+    std::vector<EventWaiter*> waiters_;
     void wake_waiters();
+    Format native_format_ = Format::slin8;
+    Format read_format_ = Format::none;
+    Format write_format_ = Format::none;
+    int audio_taps_ = 0;
+    // Read queue, translation paths and the reader's waiter: allocated only
+    // when needed, so an idle channel stays small.
+    struct Media;
+    std::unique_ptr<Media> media_;
+    Media& media();
+    void queue_frame(const Frame& f);
     boost::asio::cancellation_signal hangup_signal_;
 };
 
