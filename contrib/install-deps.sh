@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev libedit-dev
   libspandsp-dev libopus-dev libspeex-dev libspeexdsp-dev libbcg729-dev libsndfile1-dev
   libsofia-sip-ua-dev libssl-dev sip-tester
+  libsrtp2-dev
   espeak-ng sox
   procps python3
 )

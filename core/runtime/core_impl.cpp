@@ -8,6 +8,7 @@
 #include "media/media_cli.hpp"
 #include "media/resample.hpp"
 #include "media/translate.hpp"
+#include "rtp/engine.hpp"
 #include "runtime/builtin_commands.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -79,6 +80,7 @@ CoreImpl::CoreImpl(StartOptions options)
     started_ = reloaded_ = std::chrono::system_clock::now();
     plan_.store(std::make_shared<const dialplan::Snapshot>());
     translation_ = std::make_unique<TranslatorGraph>(*this);
+    rtp_ = std::make_unique<rtp::EngineImpl>(sink_);
     loader_ = std::make_unique<ModuleLoader>(*this);
     cdr_ = std::make_unique<CdrEngine>(*this);
 }
@@ -139,6 +141,7 @@ int CoreImpl::check(std::vector<std::string>& problems) {
     register_media_commands(*this, core_registrations_);
     register_resamplers(*this, core_registrations_);
     dialplan::register_builtins(*this, core_registrations_);
+    rtp_->load(paths_.config_dir / "rtp.conf", problems, false);
     loader_->load_all(problems);
     for (auto& p : loader_->take_config_problems()) problems.push_back(p);
     std::vector<std::string> dp;
@@ -183,6 +186,10 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
     register_media_commands(*this, core_registrations_);
     register_resamplers(*this, core_registrations_);
     dialplan::register_builtins(*this, core_registrations_);
+    std::vector<std::string> rtp_problems;
+    rtp_->load(paths_.config_dir / "rtp.conf", rtp_problems);
+    for (auto& p : rtp_problems) log_.error("{}", p);
+    rtp_->register_commands(cli_, &core_use_, core_registrations_);
 
     std::vector<std::string> module_problems;
     if (!loader_->load_all(module_problems)) {
@@ -294,6 +301,7 @@ CoreImpl::Control CoreImpl::wait_control() {
 
 bool CoreImpl::reload(std::string& report) {
     std::vector<std::string> problems;
+    rtp_->load(paths_.config_dir / "rtp.conf", problems);
     loader_->reload_all(problems);
     bool ok = reload_dialplan(problems);
     for (auto& p : problems) report += p + "\n";
@@ -470,5 +478,7 @@ std::size_t CoreImpl::channel_count() const {
     std::lock_guard lock(chan_mu_);
     return channels_.size();
 }
+
+RtpEngine& CoreImpl::rtp() { return *rtp_; }
 
 }  // namespace tandem

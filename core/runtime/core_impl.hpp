@@ -33,6 +33,9 @@ class ModuleLoader;
 class CliServer;
 class CdrEngine;
 class TranslatorGraph;
+namespace rtp {
+class EngineImpl;
+}
 namespace dialplan {
 struct Snapshot;
 }
@@ -82,6 +85,7 @@ public:
     EventBus& events() override { return events_; }
     KvStore& kv() override { return *kv_; }
     std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) override;
+    RtpEngine& rtp() override;
     std::optional<std::string> global_variable(std::string_view name) const override;
     void set_global_variable(std::string_view name, std::string value) override;
     bool accepting_calls() const override { return accepting_.load(); }
@@ -148,6 +152,7 @@ private:
     Registry<TranslatorInfo> translators_{true};
     EventBus events_;
     std::unique_ptr<TranslatorGraph> translation_;
+    std::unique_ptr<rtp::EngineImpl> rtp_;
     std::vector<Registration> core_registrations_;
 
     std::unique_ptr<KvStore> kv_;

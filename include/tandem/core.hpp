@@ -28,6 +28,7 @@
 namespace tandem {
 
 class KvStore;
+class RtpEngine;
 
 struct Paths {
     std::filesystem::path config_dir, module_dir, run_dir, spool_dir, db_dir, log_dir;
@@ -62,6 +63,8 @@ public:
     // the options, or from == to (nothing to translate). For call set-up: it
     // creates codec state, so not per frame.
     virtual std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) = 0;
+    // RTP sessions for channel drivers (tandem/rtp.hpp); configured by rtp.conf.
+    virtual RtpEngine& rtp() = 0;
 
     // --- state ---
     virtual KvStore& kv() = 0;

@@ -60,9 +60,9 @@ struct SrtpCrypto {
     // A fresh random key (from the OS's random source) for our side of a call.
     static SrtpCrypto generate(SrtpSuite suite = SrtpSuite::aes_cm_128_hmac_sha1_80, int tag = 1);
     // The value of an a=crypto attribute, with or without the "a=crypto:"
-    // prefix. Lifetime/MKI parameters are accepted and ignored when they allow
-    // a single key (|2^31 and |1:4 style); session parameters are ignored.
-    // nullopt for an unknown suite or a malformed or short key.
+    // prefix. A key lifetime ("|2^31") is accepted and ignored; an MKI
+    // ("|1:4") is not supported; session parameters are ignored. nullopt for
+    // an unknown suite, an MKI, or a malformed or short key.
     static std::optional<SrtpCrypto> parse(std::string_view attribute);
     // "1 AES_CM_128_HMAC_SHA1_80 inline:..." (the value after "a=crypto:").
     std::string to_sdp() const;
