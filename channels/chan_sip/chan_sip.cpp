@@ -13,6 +13,7 @@
 #include "service.hpp"
 #include "settings.hpp"
 
+#include <tandem/core.hpp>
 #include <tandem/module.hpp>
 #include <tandem/version.hpp>
 
@@ -41,6 +42,17 @@ public:
         service_ = std::make_shared<SipService>(host.core(), host.log());
         service_->set_settings(config.parsed.settings);
         commands_ = register_cli(host, service_);
+        tech_ = host.add(
+            "SIP", ChannelTechnology{"SIP channels: SIP/endpoint, SIP/peer/number, SIP/number@host[:port]",
+                                     [weak = std::weak_ptr<SipService>(service_)](
+                                         Core&, const ChannelRequest& req, int& cause) -> std::shared_ptr<Channel> {
+                                         auto svc = weak.lock();
+                                         if (!svc) {
+                                             cause = cause::requested_chan_unavail;
+                                             return nullptr;
+                                         }
+                                         return svc->calls().request(req, cause);
+                                     }});
         if (host.checking()) return;
         service_->start();
     }
@@ -60,6 +72,7 @@ public:
     }
 
     ~SipModule() override {
+        tech_.reset();
         commands_.clear();
         if (service_) service_->stop();
     }
@@ -77,6 +90,7 @@ private:
 
     std::shared_ptr<SipService> service_;
     std::vector<Registration> commands_;
+    Registration tech_;
 };
 
 }  // namespace

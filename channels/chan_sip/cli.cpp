@@ -239,6 +239,21 @@ awaitable<int> set_debug(Service weak, CliRequest& r) {
     co_return cli_status::ok;
 }
 
+awaitable<int> show_channels(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (!r.args.empty()) co_return cli_status::usage;
+    auto calls = svc->calls().summaries();
+    constexpr auto row = "{:<32} {:<12} {:<6} {:<4} {:<6} {:<8} {}\n";
+    r.out.print(row, "Channel", "Call id", "Dir", "State", "Codec", "Endpoint", "Peer address");
+    for (auto& c : calls)
+        r.out.print(row, c.channel, c.call_id, c.outbound ? "out" : "in", c.state, c.codec,
+                    c.endpoint.empty() ? "-" : c.endpoint, c.peer);
+    r.out.print("{} active SIP channel{} ({} dialogs)\n", calls.size(), calls.size() == 1 ? "" : "s",
+                svc->agent().dialogs());
+    co_return cli_status::ok;
+}
+
 using Handler = awaitable<int> (*)(Service, CliRequest&);
 using Completion =
     std::function<std::vector<std::string>(const std::vector<std::string>&, std::size_t, std::string_view)>;
@@ -285,6 +300,11 @@ std::vector<Registration> register_cli(Host& host, std::shared_ptr<SipService> s
                        "  Every contact an endpoint registered: seconds until it expires, the\n"
                        "  address and transport it came from, and its User-Agent.",
                        show_registrations, endpoints));
+    regs.push_back(add({"sip", "show", "channels"}, "List SIP calls in progress",
+                       "Usage: sip show channels\n"
+                       "  Each SIP channel with its dialog id(s), direction, state, codec, endpoint\n"
+                       "  and the remote RTP address.",
+                       show_channels));
     regs.push_back(add({"sip", "show", "bans"}, "List addresses banned (or close to it) for failed authentication",
                        "Usage: sip show bans", show_bans));
     regs.push_back(add({"sip", "unban"}, "Lift an auto-ban", "Usage: sip unban ADDRESS|all", unban, banned));

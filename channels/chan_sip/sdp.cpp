@@ -85,9 +85,12 @@ std::string_view crypto_tag(std::string_view crypto) {
     return w.empty() ? std::string_view{} : w[0];
 }
 
+// An inline key, with at most a lifetime: the RTP engine keys one master key
+// per direction, so an MKI ("|1:4") cannot be honoured.
 bool has_inline_key(std::string_view crypto) {
     auto w = words(crypto);
-    return w.size() >= 3 && w[2].starts_with("inline:") && w[2].size() > 7;
+    if (w.size() < 3 || !w[2].starts_with("inline:") || w[2].size() <= 7) return false;
+    return w[2].find(':', 7) == std::string_view::npos;
 }
 
 // The first a=crypto line of `m` we can use, or nullptr.

@@ -24,7 +24,8 @@ SipService::SipService(Core& core, Log log)
       settings_(std::make_shared<const Settings>()),
       auth_(NonceFactory::with_random_secret()),
       registrar_(log),
-      agent_(log) {}
+      agent_(log),
+      calls_(*this, core, log) {}
 
 SipService::~SipService() {
     agent_.stop();
@@ -78,6 +79,8 @@ void SipService::start() {
     cb.is_banned = [this](const IpAddress& ip) { return bans_.banned(ip, BanList::Clock::now()); };
     cb.on_tick = [this] { return tick(); };
     cb.on_probe_result = [this](ProbeResult r) { probe_result(r); };
+    cb.on_invite = [this](CallOffer offer) { calls_.on_invite(std::move(offer)); };
+    cb.on_call_event = [this](CallEvent e) { calls_.on_event(std::move(e)); };
     std::string error;
     if (!agent_.start(config, std::move(cb), error)) throw std::runtime_error(error);
     std::string transports;

@@ -9,6 +9,9 @@
 // runs from the Sofia thread's one-second tick and touches only the locked
 // tables, never a Sofia object outside that thread.
 //
+// Calls (INVITE dialogs and their channels) are the CallManager's (call.hpp);
+// the Sofia thread's call events go straight to it.
+//
 // Threading: settings() and set_settings() from any thread (an atomic
 // shared_ptr swap); the tables lock themselves. start()/stop() from the
 // module's thread. Posted work holds a weak_ptr, so work still queued on a
@@ -18,6 +21,7 @@
 
 #include "auth.hpp"
 #include "bans.hpp"
+#include "call.hpp"
 #include "qualify.hpp"
 #include "registrar.hpp"
 #include "settings.hpp"
@@ -56,6 +60,8 @@ public:
     void handle_register(IncomingRequest in);
 
     Registrar& registrar() { return registrar_; }
+    const Authenticator& authenticator() const { return auth_; }
+    CallManager& calls() { return calls_; }
     BanList& bans() { return bans_; }
     QualifyTable& qualify() { return qualify_; }
     SofiaAgent& agent() { return agent_; }
@@ -77,6 +83,7 @@ private:
     BanList bans_;
     QualifyTable qualify_;
     SofiaAgent agent_;
+    CallManager calls_;
     std::atomic<std::uint64_t> synced_ban_generation_{0};
 };
 

@@ -362,6 +362,17 @@ std::span<const OptionSpec> endpoint_schema() {
         {.name = "description", .help = "Free text shown by `sip show endpoint`."},
         {.name = "language", .help = "Language of its calls."},
         {.name = "accountcode", .help = "Account code of its calls (CDRs)."},
+        {.name = "media_encryption",
+         .type = OptionType::choice,
+         .default_value = "no",
+         .choices = {"no", "sdes"},
+         .help = "sdes: SRTP with keys in the SDP (RTP/SAVP, a=crypto); calls without it are refused."},
+        {.name = "defaultuser", .help = "User name for authenticating our calls to it (trunks); default: its name."},
+        {.name = "fromuser", .help = "User part of the From of our calls to it (trunks that expect an account)."},
+        {.name = "directmedia",
+         .type = OptionType::boolean,
+         .default_value = "no",
+         .help = "Accepted for compatibility: media always flows through Tandem (yes is treated as no)."},
     };
     return schema;
 }
@@ -573,6 +584,10 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.description = o.str("description");
         e.language = o.has("language") ? o.str("language") : go.str("language");
         e.accountcode = o.str("accountcode");
+        e.media_encryption = o.str("media_encryption");
+        e.defaultuser = o.str("defaultuser");
+        e.fromuser = o.str("fromuser");
+        e.directmedia = o.boolean("directmedia");
 
         if (errors.size() == before) settings->endpoints.emplace(e.name, std::move(e));
     }

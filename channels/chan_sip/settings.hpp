@@ -70,6 +70,10 @@ struct Endpoint {
     std::vector<Transport> transports;
     int max_contacts = 10;
     std::string description, language, accountcode;
+    std::string media_encryption = "no";  // no, sdes (SRTP keys in SDP, RTP/SAVP)
+    std::string defaultuser;              // user name for our INVITEs' authentication (trunks)
+    std::string fromuser;                 // user part of From in our INVITEs (trunks)
+    bool directmedia = false;             // accepted for compatibility; media always flows through Tandem
     config::Location where;
 
     bool can_register() const { return dynamic && type != EndpointType::user; }

@@ -8,7 +8,9 @@
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_extra.h>
 #include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_util.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_log.h>
@@ -271,6 +273,21 @@ struct SofiaAgent::Impl {
         Clock::time_point sent, deadline;
     };
     std::unordered_map<nua_handle_t*, Probe> probes;
+    // Call dialogs, by id; each nua handle is bound to its Dialog (hmagic).
+    struct Dialog {
+        std::uint64_t id = 0;
+        nua_handle_t* nh = nullptr;
+        bool incoming = false;
+        bool final_sent = false;  // incoming: a final answer went out
+        bool answered = false;    // a 2xx went out or came in
+        bool hangup = false;      // Tandem hung up: BYE a 2xx that crosses our CANCEL
+        bool reliable = false;
+        int auth_attempts = 0;
+        std::string auth_user, auth_secret;
+    };
+    std::unordered_map<std::uint64_t, std::unique_ptr<Dialog>> dialogs;
+    std::atomic<std::uint64_t> next_call{1};
+    std::atomic<std::size_t> dialog_count{0};
     std::unique_ptr<LogRoute> log_route;
     // nua_respond() keeps the reason phrase by pointer until the stack sends
     // the response (it copies only tags): phrases live here for good. They
@@ -324,12 +341,28 @@ struct SofiaAgent::Impl {
     }
 
     static void on_event(nua_event_t event, int status, char const* phrase, nua_t* nua, nua_magic_t* magic,
-                         nua_handle_t* nh, nua_hmagic_t* hmagic, sip_t const* sip, tagi_t[]) {
-        static_cast<Impl*>(static_cast<void*>(magic))->event(event, status, phrase, nua, nh, hmagic, sip);
+                         nua_handle_t* nh, nua_hmagic_t* hmagic, sip_t const* sip, tagi_t tags[]) {
+        auto* self = static_cast<Impl*>(static_cast<void*>(magic));
+        if (hmagic) {
+            self->call_event(event, status, phrase, nh, reinterpret_cast<Dialog*>(hmagic), sip, tags);
+            return;
+        }
+        self->event(event, status, phrase, nua, nh, hmagic, sip);
     }
 
     void event(nua_event_t event, int status, char const* phrase, nua_t* nua_, nua_handle_t* nh, nua_hmagic_t* hmagic,
                sip_t const* sip);
+    void incoming_invite(int status, nua_handle_t* nh, const sip_t* sip);
+    void call_event(nua_event_t event, int status, char const* phrase, nua_handle_t* nh, Dialog* d, const sip_t* sip,
+                    tagi_t tags[]);
+    void emit(Dialog& d, CallEvent::Kind kind, int status = 0, const char* phrase = nullptr,
+              const sip_t* sip = nullptr);
+    void release(Dialog* d);
+    void respond_call(std::uint64_t id, int status, const std::string& phrase, const std::string& sdp,
+                      const std::string& headers);
+    void invite(std::uint64_t id, const OutgoingCall& c);
+    void hangup_call(std::uint64_t id, int status);
+    void info(std::uint64_t id, const std::string& type, const std::string& body);
     void incoming_register(int status, nua_handle_t* nh, const sip_t* sip);
     void incoming_options(int status, nua_handle_t* nh);
     void ignore_silently(nua_handle_t* nh, const SocketAddress& from, const char* method);
@@ -388,8 +421,11 @@ bool SofiaAgent::Impl::bind(std::string& error) {
     errno = 0;
     nua = nua_create(root, &Impl::on_event, static_cast<nua_magic_t*>(static_cast<void*>(this)),
                      NUTAG_URL(URL_STRING_MAKE(url.c_str())), SIPTAG_USER_AGENT_STR(config.user_agent.c_str()),
-                     SIPTAG_ALLOW_STR("OPTIONS, REGISTER"), NUTAG_APPL_METHOD("REGISTER, OPTIONS"),
-                     SIPTAG_SUPPORTED_STR("path"), NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1),
+                     SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK"),
+                     NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO"), SIPTAG_SUPPORTED_STR("path, 100rel"),
+                     // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
+                     NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1), NUTAG_EARLY_MEDIA(1),
+                     NUTAG_ONLY183_100REL(1), NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1),
                      TPTAG_LOG(config.debug ? 1 : 0), TAG_END());
     if (!nua) {
         int err = errno ? errno : bind_error(config, udp, tcp);
@@ -424,6 +460,16 @@ void SofiaAgent::Impl::cleanup() {
     pending_count = 0;
     for (auto& [nh, p] : probes) nua_handle_destroy(nh);
     probes.clear();
+    for (auto& [id, d] : dialogs) {
+        nua_handle_bind(d->nh, nullptr);
+        nua_handle_destroy(d->nh);
+        CallEvent e;
+        e.call = id;
+        e.kind = CallEvent::Kind::ended;
+        if (callbacks.on_call_event) callbacks.on_call_event(std::move(e));
+    }
+    dialogs.clear();
+    dialog_count = 0;
     if (tick_timer) su_timer_destroy(tick_timer), tick_timer = nullptr;
     if (shutdown_timer) su_timer_destroy(shutdown_timer), shutdown_timer = nullptr;
     if (nua) nua_destroy(nua), nua = nullptr;
@@ -471,6 +517,8 @@ void SofiaAgent::Impl::event(nua_event_t event, int status, char const* phrase, 
             log.debug("sip stack error: {} {}", status, phrase ? phrase : "");
             return;
         case nua_i_invite:
+            incoming_invite(status, nh, sip);
+            return;
         case nua_i_message:
         case nua_i_subscribe:
         case nua_i_publish:
@@ -621,6 +669,9 @@ void SofiaAgent::Impl::begin_shutdown() {
     pending_count = 0;
     for (auto& [nh, p] : probes) nua_handle_destroy(nh);
     probes.clear();
+    std::vector<std::uint64_t> ids;
+    for (auto& [id, d] : dialogs) ids.push_back(id);
+    for (auto id : ids) hangup_call(id, 503);
     shutdown_timer = su_timer_create(su_root_task(root), shutdown_ms);
     if (shutdown_timer) su_timer_set(shutdown_timer, &Impl::on_shutdown_timeout, this);
     nua_shutdown(nua);
@@ -635,6 +686,261 @@ void SofiaAgent::Impl::apply_bans(const std::vector<IpAddress>& banned) {
         log.warning("{} of {} banned addresses fit in the socket filter; the rest are ignored later in the stack",
                     filter.addresses, banned.size());
     log.debug("socket filter: {} banned addresses on {} sockets", filter.addresses, n);
+}
+
+namespace {
+
+std::string body_of(const sip_t* sip) {
+    if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data) return {};
+    return std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+}
+
+bool body_is_sdp(const sip_t* sip) {
+    if (!sip || !sip->sip_payload || !sip->sip_payload->pl_len) return false;
+    // No Content-Type with a body is taken as SDP, as most stacks do.
+    if (!sip->sip_content_type || !sip->sip_content_type->c_type) return true;
+    return strcasecmp(sip->sip_content_type->c_type, "application/sdp") == 0;
+}
+
+}  // namespace
+
+void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t* sip) {
+    if (!nh) return;
+    if (status >= 200 || shutting_down) {
+        if (status < 200) nua_respond(nh, SIP_503_SERVICE_UNAVAILABLE, NUTAG_WITH_THIS(nua), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    auto source = source_of(nua);
+    if (!source) {
+        nua_respond(nh, SIP_500_INTERNAL_SERVER_ERROR, NUTAG_WITH_THIS(nua), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    if (callbacks.is_banned && callbacks.is_banned(source->ip)) {
+        log.debug("ignoring INVITE from banned {}", source->str());
+        nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    auto request = to_request(nua, sip, *source);
+    if (!request || !callbacks.on_invite) {
+        nua_respond(nh, request ? 503 : 400, request ? "Service Unavailable" : "Bad Request", NUTAG_WITH_THIS(nua),
+                    TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    CallOffer offer;
+    offer.call = next_call++;
+    offer.request = std::move(*request);
+    if (sip->sip_request->rq_url->url_user) offer.request_user = sip->sip_request->rq_url->url_user;
+    if (sip->sip_from) {
+        if (sip->sip_from->a_display) offer.from_display = unquote(sip->sip_from->a_display);
+        if (sip->sip_from->a_url->url_user) offer.from_user = sip->sip_from->a_url->url_user;
+    }
+    if (auto* pai = sip_p_asserted_identity(sip)) {
+        if (pai->paid_display) offer.asserted_display = unquote(pai->paid_display);
+        if (pai->paid_url->url_user) offer.asserted_user = pai->paid_url->url_user;
+    }
+    if (body_is_sdp(sip))
+        offer.sdp = body_of(sip);
+    else
+        offer.has_body = sip->sip_payload && sip->sip_payload->pl_len;
+    offer.reliable = sip_has_feature(sip->sip_supported, "100rel") || sip_has_feature(sip->sip_require, "100rel");
+    su_home_deinit(home);
+
+    auto d = std::make_unique<Dialog>();
+    d->id = offer.call;
+    d->nh = nh;
+    d->incoming = true;
+    d->reliable = offer.reliable;
+    nua_handle_bind(nh, reinterpret_cast<nua_hmagic_t*>(d.get()));
+    dialogs.emplace(d->id, std::move(d));
+    dialog_count = dialogs.size();
+    callbacks.on_invite(std::move(offer));
+}
+
+void SofiaAgent::Impl::emit(Dialog& d, CallEvent::Kind kind, int status, const char* phrase, const sip_t* sip) {
+    if (!callbacks.on_call_event) return;
+    CallEvent e;
+    e.call = d.id;
+    e.kind = kind;
+    e.status = status;
+    if (phrase) e.phrase = phrase;
+    if (body_is_sdp(sip)) e.sdp = body_of(sip);
+    callbacks.on_call_event(std::move(e));
+}
+
+void SofiaAgent::Impl::release(Dialog* d) {
+    auto id = d->id;
+    nua_handle_bind(d->nh, nullptr);
+    nua_handle_destroy(d->nh);
+    CallEvent e;
+    e.call = id;
+    e.kind = CallEvent::Kind::ended;
+    dialogs.erase(id);
+    dialog_count = dialogs.size();
+    if (callbacks.on_call_event) callbacks.on_call_event(std::move(e));
+}
+
+void SofiaAgent::Impl::call_event(nua_event_t event, int status, char const* phrase, nua_handle_t* nh, Dialog* d,
+                                  const sip_t* sip, tagi_t tags[]) {
+    switch (event) {
+        case nua_i_state: {
+            int state = nua_callstate_init;
+            tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+            if (state == nua_callstate_terminated) release(d);
+            return;
+        }
+        case nua_i_invite:
+            // A re-INVITE inside the dialog (the initial one has no Dialog yet).
+            if (status < 200) emit(*d, CallEvent::Kind::reinvite, 0, nullptr, sip);
+            return;
+        case nua_i_ack:
+            emit(*d, CallEvent::Kind::ack, 0, nullptr, sip);
+            return;
+        case nua_i_bye:
+            emit(*d, CallEvent::Kind::bye);
+            return;
+        case nua_i_cancel:
+            d->final_sent = true;
+            emit(*d, CallEvent::Kind::cancel);
+            return;
+        case nua_i_info: {
+            if (status < 200) nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua), TAG_END());
+            if (!callbacks.on_call_event) return;
+            CallEvent e;
+            e.call = d->id;
+            e.kind = CallEvent::Kind::info;
+            if (sip && sip->sip_content_type && sip->sip_content_type->c_type)
+                e.content_type = sip->sip_content_type->c_type;
+            e.body = body_of(sip);
+            callbacks.on_call_event(std::move(e));
+            return;
+        }
+        case nua_r_invite: {
+            if (status < 200) {
+                if (status > 100 && !d->hangup) emit(*d, CallEvent::Kind::progress, status, phrase, sip);
+                return;
+            }
+            if (status < 300) {
+                d->answered = true;
+                // Tandem hung up meanwhile (the 200 crossed our CANCEL): end it at once.
+                if (d->hangup) {
+                    nua_bye(nh, TAG_END());
+                    return;
+                }
+                emit(*d, CallEvent::Kind::answered, status, phrase, sip);
+                return;
+            }
+            if ((status == 401 || status == 407) && !d->hangup && !d->auth_secret.empty() && d->auth_attempts < 2 &&
+                sip) {
+                const char* scheme = nullptr;
+                const char* realm = nullptr;
+                auto* challenge = status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
+                if (challenge) {
+                    scheme = challenge->au_scheme;
+                    realm = msg_params_find(challenge->au_params, "realm=");
+                }
+                if (scheme && realm) {
+                    ++d->auth_attempts;
+                    auto credentials = fmt::format("{}:{}:{}:{}", scheme, realm, d->auth_user, d->auth_secret);
+                    nua_authenticate(nh, NUTAG_AUTH(credentials.c_str()), TAG_END());
+                    return;
+                }
+            }
+            if (!d->hangup) emit(*d, CallEvent::Kind::failed, status, phrase, sip);
+            // After an unanswered 401/407 the stack keeps the call in its
+            // initial state (ready to authenticate) instead of terminating it.
+            if (status == 401 || status == 407) release(d);
+            return;
+        }
+        default:
+            return;
+    }
+}
+
+void SofiaAgent::Impl::respond_call(std::uint64_t id, int status, const std::string& phrase, const std::string& sdp,
+                                    const std::string& headers) {
+    auto it = dialogs.find(id);
+    if (it == dialogs.end()) return;
+    auto& d = *it->second;
+    if (!d.incoming && status < 200) return;
+    bool reinvite = d.answered;
+    if (!reinvite && d.final_sent) return;
+    if (status >= 200 && !reinvite) d.final_sent = true;
+    if (status >= 200 && status < 300) d.answered = true;
+    nua_respond(d.nh, status, intern(phrase), TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())),
+                TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())), TAG_END());
+}
+
+void SofiaAgent::Impl::invite(std::uint64_t id, const OutgoingCall& c) {
+    if (shutting_down) {
+        CallEvent e;
+        e.call = id;
+        e.kind = CallEvent::Kind::failed;
+        e.status = 503;
+        if (callbacks.on_call_event) callbacks.on_call_event(e);
+        e.kind = CallEvent::Kind::ended;
+        if (callbacks.on_call_event) callbacks.on_call_event(std::move(e));
+        return;
+    }
+    std::string proxy;
+    if (c.send_to && c.route.empty())
+        proxy = fmt::format("sip:{};transport={}", c.send_to->str(), to_string(c.transport));
+    std::string route;
+    for (auto& r : c.route) route += (route.empty() ? "" : ", ") + r;
+    nua_handle_t* nh = nua_handle(nua, nullptr, SIPTAG_TO_STR(c.to.c_str()), TAG_END());
+    if (!nh) {
+        CallEvent e;
+        e.call = id;
+        e.kind = CallEvent::Kind::failed;
+        e.status = 500;
+        if (callbacks.on_call_event) callbacks.on_call_event(e);
+        e.kind = CallEvent::Kind::ended;
+        if (callbacks.on_call_event) callbacks.on_call_event(std::move(e));
+        return;
+    }
+    auto d = std::make_unique<Dialog>();
+    d->id = id;
+    d->nh = nh;
+    d->auth_user = c.auth_user;
+    d->auth_secret = c.auth_secret;
+    nua_handle_bind(nh, reinterpret_cast<nua_hmagic_t*>(d.get()));
+    dialogs.emplace(id, std::move(d));
+    dialog_count = dialogs.size();
+    nua_invite(nh, NUTAG_URL(URL_STRING_MAKE(c.request_uri.c_str())), SIPTAG_FROM_STR(c.from.c_str()),
+               TAG_IF(!proxy.empty(), NUTAG_PROXY(URL_STRING_MAKE(proxy.c_str()))),
+               TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
+               TAG_IF(!c.sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+               TAG_IF(!c.sdp.empty(), SIPTAG_PAYLOAD_STR(c.sdp.c_str())),
+               TAG_IF(!c.headers.empty(), SIPTAG_HEADER_STR(c.headers.c_str())), TAG_END());
+}
+
+void SofiaAgent::Impl::hangup_call(std::uint64_t id, int status) {
+    auto it = dialogs.find(id);
+    if (it == dialogs.end()) return;
+    auto& d = *it->second;
+    if (d.hangup) return;
+    d.hangup = true;
+    if (d.answered) {
+        nua_bye(d.nh, TAG_END());
+    } else if (d.incoming) {
+        if (d.final_sent) return;
+        d.final_sent = true;
+        if (status < 300 || status > 699) status = 603;
+        nua_respond(d.nh, status, sip_status_phrase(status) ? sip_status_phrase(status) : "Declined", TAG_END());
+    } else {
+        nua_cancel(d.nh, TAG_END());
+    }
+}
+
+void SofiaAgent::Impl::info(std::uint64_t id, const std::string& type, const std::string& body) {
+    auto it = dialogs.find(id);
+    if (it == dialogs.end() || !it->second->answered || it->second->hangup) return;
+    nua_info(it->second->nh, SIPTAG_CONTENT_TYPE_STR(type.c_str()), SIPTAG_PAYLOAD_STR(body.c_str()), TAG_END());
 }
 
 SofiaAgent::SofiaAgent(Log log) : impl_(std::make_unique<Impl>(std::move(log))) {}
@@ -701,6 +1007,52 @@ void SofiaAgent::wake() {
 
 std::size_t SofiaAgent::pending() const {
     return impl_->pending_count.load();
+}
+
+std::uint64_t SofiaAgent::new_call_id() {
+    return impl_->next_call++;
+}
+
+void SofiaAgent::call_respond(std::uint64_t call, int status, std::string phrase, std::string sdp,
+                              std::string headers) {
+    impl_->push([impl = impl_.get(), call, status, p = std::move(phrase), b = std::move(sdp), h = std::move(headers)] {
+        impl->respond_call(call, status, p, b, h);
+    });
+}
+
+void SofiaAgent::call_invite(std::uint64_t call, OutgoingCall invite) {
+    bool queued = false;
+    {
+        std::lock_guard lock(impl_->mu);
+        queued = impl_->open;
+    }
+    if (!queued) {
+        // Nobody will ever answer: say so, as the Sofia thread would.
+        if (impl_->callbacks.on_call_event) {
+            CallEvent e;
+            e.call = call;
+            e.kind = CallEvent::Kind::failed;
+            e.status = 503;
+            impl_->callbacks.on_call_event(e);
+            e.kind = CallEvent::Kind::ended;
+            impl_->callbacks.on_call_event(std::move(e));
+        }
+        return;
+    }
+    impl_->push([impl = impl_.get(), call, c = std::move(invite)] { impl->invite(call, c); });
+}
+
+void SofiaAgent::call_hangup(std::uint64_t call, int status) {
+    impl_->push([impl = impl_.get(), call, status] { impl->hangup_call(call, status); });
+}
+
+void SofiaAgent::call_info(std::uint64_t call, std::string content_type, std::string body) {
+    impl_->push(
+        [impl = impl_.get(), call, t = std::move(content_type), b = std::move(body)] { impl->info(call, t, b); });
+}
+
+std::size_t SofiaAgent::dialogs() const {
+    return impl_->dialog_count.load();
 }
 
 }  // namespace tandem::sip

@@ -55,6 +55,52 @@ struct IncomingRequest {
     SipRequest request;
 };
 
+// An initial INVITE, as plain values. The dialog stays on the Sofia thread
+// under `call`; the loop answers with SofiaAgent::call_respond().
+struct CallOffer {
+    std::uint64_t call = 0;
+    SipRequest request;        // method INVITE; authorization holds the Authorization values
+    std::string request_user;  // user part of the Request-URI (the dialled number)
+    std::string from_display, from_user;
+    std::string asserted_display, asserted_user;  // P-Asserted-Identity, when present
+    std::string sdp;                              // the offer, when the body is SDP
+    bool has_body = false;                        // a body of another type than SDP
+    bool reliable = false;                        // 100rel supported or required
+};
+
+// Something that happened to a call dialog after its creation.
+struct CallEvent {
+    enum class Kind : std::uint8_t {
+        progress,  // outgoing: 1xx with status/phrase (and SDP for early media)
+        answered,  // outgoing: 2xx received (SDP answer); the stack sends the ACK
+        failed,    // outgoing: final status >= 300 after authentication attempts
+        reinvite,  // a re-INVITE with its SDP: answer with call_respond()
+        ack,       // incoming: the ACK of our 2xx (SDP when we offered in the 2xx)
+        info,      // INFO (content_type/body), already answered 200
+        bye,       // the peer hung up (BYE, answered by the stack)
+        cancel,    // the caller cancelled before the answer (487 sent by the stack)
+        ended,     // the dialog is gone on the Sofia thread: nothing more comes
+    };
+    std::uint64_t call = 0;
+    Kind kind = Kind::ended;
+    int status = 0;
+    std::string phrase;
+    std::string sdp;
+    std::string content_type, body;
+};
+
+// An outgoing INVITE.
+struct OutgoingCall {
+    std::string request_uri;               // sip:user@host:port
+    std::string from, to;                  // header values: "Name" <sip:...>
+    std::optional<SocketAddress> send_to;  // NAT: where the contact registered from
+    Transport transport = Transport::udp;
+    std::vector<std::string> route;  // the binding's Path
+    std::string sdp;
+    std::string auth_user, auth_secret;  // answer a 401/407 with these (trunks)
+    std::string headers;                 // extra header lines
+};
+
 struct ProbeResult {
     std::string key;                               // QualifyTarget::key
     std::optional<std::chrono::milliseconds> rtt;  // nullopt: no answer
@@ -71,6 +117,9 @@ public:
         // About once a second: housekeeping; returns the OPTIONS probes to send.
         std::function<std::vector<QualifyTarget>()> on_tick;
         std::function<void(ProbeResult)> on_probe_result;
+        // An initial INVITE; every later event of its dialog goes to on_call_event.
+        std::function<void(CallOffer)> on_invite;
+        std::function<void(CallEvent)> on_call_event;
     };
 
     explicit SofiaAgent(Log log);
@@ -94,6 +143,22 @@ public:
     void wake();
     // Requests waiting for an answer from a loop.
     std::size_t pending() const;
+
+    // --- calls, any thread ---
+    // A fresh id for an outgoing dialog (never 0, never reused).
+    std::uint64_t new_call_id();
+    // Answers the INVITE (or re-INVITE) of `call`: 1xx, 2xx with SDP, or a
+    // final failure. A 183 is sent reliably when the caller asked for 100rel.
+    void call_respond(std::uint64_t call, int status, std::string phrase, std::string sdp = {},
+                      std::string headers = {});
+    void call_invite(std::uint64_t call, OutgoingCall invite);
+    // Ends the dialog whatever its state: a final `status` to an unanswered
+    // incoming INVITE, CANCEL to an unanswered outgoing one (BYE if its 2xx
+    // crosses the CANCEL), BYE once answered. Nothing if already gone.
+    void call_hangup(std::uint64_t call, int status);
+    void call_info(std::uint64_t call, std::string content_type, std::string body);
+    // Dialogs alive on the Sofia thread (for tests and the CLI).
+    std::size_t dialogs() const;
 
 private:
     struct Impl;

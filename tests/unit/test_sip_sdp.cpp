@@ -1,6 +1,7 @@
 // chan_sip: SDP parsing, formatting and offer/answer negotiation.
 #include <doctest/doctest.h>
 
+#include "chan_sip/dtmf_info.hpp"
 #include "chan_sip/sdp.hpp"
 
 #include <string>
@@ -222,10 +223,11 @@ t=0 0
 m=audio 4000 RTP/SAVP 0 101
 a=rtpmap:101 telephone-event/8000
 a=crypto:1 AES_CM_256_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
-a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32
+a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB|2^20|1:32
+a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20
 )"));
     REQUIRE(savp);
-    CHECK(savp->media[0].crypto.size() == 2);
+    CHECK(savp->media[0].crypto.size() == 3);
     auto l = local();
     l.srtp_key = key;
     auto pol = policy({Format::ulaw});
@@ -234,10 +236,11 @@ a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaV
     REQUIRE(out.status == 200);
     CHECK(out.plan.srtp);
     CHECK(out.plan.crypto_suite == "AES_CM_128_HMAC_SHA1_80");
-    CHECK(out.plan.remote_crypto.starts_with("2 AES_CM_128_HMAC_SHA1_80 inline:PS1u"));
+    // An unknown suite and a key with an MKI are passed over.
+    CHECK(out.plan.remote_crypto.starts_with("3 AES_CM_128_HMAC_SHA1_80 inline:PS1u"));
     auto text = format_sdp(out.answer);
     CHECK(text.find("m=audio 20000 RTP/SAVP 0 101") != std::string::npos);
-    CHECK(text.find("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:" + key) != std::string::npos);
+    CHECK(text.find("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:" + key) != std::string::npos);
 
     // Plain RTP to an endpoint that requires SRTP: 488.
     auto plain = parse_sdp(sipp_offer);
@@ -295,4 +298,22 @@ a=ptime:30
     auto wrong = parse_sdp("v=0\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 18\r\n");
     REQUIRE(wrong);
     CHECK_FALSE(accept_answer(offer, *wrong, pol));
+}
+
+TEST_CASE("sip info: DTMF in application/dtmf-relay and application/dtmf bodies") {
+    std::uint32_t ms = 0;
+    CHECK(parse_info_digit("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", &ms) == '5');
+    CHECK(ms == 160);
+    CHECK(parse_info_digit("Application/DTMF-Relay", "Signal= #\nDuration= 250", &ms) == '#');
+    CHECK(ms == 250);
+    CHECK(parse_info_digit("application/dtmf-relay", "Signal=11\r\n") == '#');
+    CHECK(parse_info_digit("application/dtmf-relay", "Signal=10\r\n") == '*');
+    CHECK(parse_info_digit("application/dtmf-relay", "Signal=a\r\n") == 'A');
+    CHECK(parse_info_digit("application/dtmf", "7\r\n") == '7');
+    CHECK(parse_info_digit("application/dtmf; charset=x", "9") == '9');
+    CHECK(parse_info_digit("application/dtmf-relay", "Signal=Z\r\n") == 0);
+    CHECK(parse_info_digit("application/dtmf-relay", "Duration=100\r\n") == 0);
+    CHECK(parse_info_digit("text/plain", "Signal=5") == 0);
+    CHECK(parse_info_digit("application/dtmf", "") == 0);
+    CHECK(parse_info_digit("application/dtmf-relay", std::string(5000, '=')) == 0);
 }

@@ -76,6 +76,68 @@ def sipp(scenario, port, user, password=None, expires=3600, contact_user=None, l
         return -1, f"sipp did not finish: {e}"
 
 
+def sipp_call(scenario, port, exten, user="1001", password=None, local_port=None, media_port=None,
+              timeout=15, cwd=None, background=False, **keys):
+    """Runs one SIPp call of tests/integration/sipp/<scenario>.xml from `user`
+    (authenticating with its secret) to extension `exten` on 127.0.0.1:port.
+    `hold_ms` is how long the scenarios' <pause/> lasts; other keyword
+    arguments become scenario keys. pcap files the scenario plays are taken
+    from `cwd` (see link_pcaps). Returns
+    (exit status, output), or the Popen object when `background`."""
+    if password is None:
+        password = SECRETS.get(user, "no-password-given")
+    hold_ms = keys.pop("hold_ms", 300)
+    keys = {"caller": user, **{k: str(v) for k, v in keys.items()}}
+    cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, scenario + ".xml"), "-m", "1",
+           "-s", exten, "-au", user, "-ap", password,
+           "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", "u1",
+           "-mp", str(media_port or free_port()),
+           "-d", str(hold_ms), "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-trace_err"]
+    for k, v in keys.items():
+        cmd += ["-key", k, v]
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 20, cwd=cwd)
+        out = r.stdout + r.stderr
+        for name in os.listdir(cwd or "."):
+            if name.startswith(scenario) and name.endswith("_errors.log"):
+                with open(os.path.join(cwd or ".", name), errors="replace") as f:
+                    out += "\n" + f.read()[-3000:]
+                os.remove(os.path.join(cwd or ".", name))
+        return r.returncode, out
+    except subprocess.TimeoutExpired as e:
+        return -1, f"sipp did not finish: {e}"
+
+
+def link_pcaps(directory, source="/usr/share/sip-tester"):
+    """Links SIPp's sample RTP recordings (PCMA audio, RFC 4733 digits) into
+    `directory`, where the scenarios that play them look."""
+    for name in os.listdir(source):
+        if name.endswith(".pcap") and not os.path.exists(os.path.join(directory, name)):
+            os.symlink(os.path.join(source, name), os.path.join(directory, name))
+
+
+def append_file(name, text):
+    """An edit= hook that appends `text` to the configuration file `name`."""
+
+    def edit(conf_dir):
+        with open(os.path.join(conf_dir, name), "a") as f:
+            f.write(text)
+
+    return edit
+
+
+def edits(*hooks):
+    """Several edit= hooks as one."""
+
+    def edit(conf_dir):
+        for h in hooks:
+            h(conf_dir)
+
+    return edit
+
+
 def request(method, port, user="1001", extra_headers="", body="", call_id=None, cseq=1, local_port=0):
     """A well-formed request as bytes (tests break it on purpose afterwards)."""
     call_id = call_id or uuid.uuid4().hex

@@ -1,0 +1,799 @@
+#include "call.hpp"
+
+#include "causes.hpp"
+#include "dtmf_info.hpp"
+#include "sdp.hpp"
+#include "service.hpp"
+
+#include <tandem/rtp.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+
+namespace tandem::sip {
+
+namespace {
+
+namespace asio = boost::asio;
+
+// The RTP engine of the core. (A pointer: calls are refused media, not
+// crashed, should a core ever come without one.)
+RtpEngine* rtp_engine(Core& core) {
+    return &core.rtp();
+}
+
+std::int64_t wall_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+MediaPolicy policy_of(const Endpoint* ep) {
+    MediaPolicy p;
+    std::vector<std::string> names = ep ? ep->codecs : std::vector<std::string>{"ulaw", "alaw"};
+    for (auto& n : names)
+        if (auto f = format_by_name(n)) p.codecs.push_back(*f);
+    if (p.codecs.empty()) p.codecs = {Format::ulaw, Format::alaw};
+    if (ep) {
+        p.telephone_event = ep->dtmfmode == "rfc4733" || ep->dtmfmode == "auto";
+        p.require_srtp = ep->media_encryption == "sdes";
+    }
+    return p;
+}
+
+// The base64 key of a generated SDES crypto ("1 SUITE inline:KEY").
+std::string key_of(const SrtpCrypto& c) {
+    auto text = c.to_sdp();
+    auto pos = text.find("inline:");
+    if (pos == std::string::npos) return {};
+    auto key = text.substr(pos + 7);
+    if (auto bar = key.find_first_of("| "); bar != std::string::npos) key.resize(bar);
+    return key;
+}
+
+}  // namespace
+
+// --- the call, on its loop --------------------------------------------------
+
+struct SipCall : std::enable_shared_from_this<SipCall> {
+    enum class State { setup, early, up, ended };
+
+    SipCall(std::weak_ptr<SipService> svc, std::shared_ptr<CallTable> t, asio::io_context& l, Log lg, bool out)
+        : service(std::move(svc)), table(std::move(t)), loop(l), log(std::move(lg)), outbound(out) {}
+    ~SipCall() {
+        // The session belongs to the call's loop; the last owner may be elsewhere.
+        if (rtp) asio::post(loop, [r = std::move(rtp)] { r->close(); });
+        if (counted.empty()) return;
+        std::lock_guard lock(table->mu);
+        if (auto it = table->per_endpoint.find(counted); it != table->per_endpoint.end() && --it->second <= 0)
+            table->per_endpoint.erase(it);
+    }
+
+    std::weak_ptr<SipService> service;
+    std::shared_ptr<CallTable> table;
+    asio::io_context& loop;
+    Log log;
+    bool outbound;
+    std::weak_ptr<Channel> channel;
+    std::string endpoint;  // name, "" for a direct call
+    std::string counted;   // endpoint counted in per_endpoint
+    State state = State::setup;
+    bool final_sent = false;
+    int refused_with = 0;  // the final failure we answered, if any
+    bool reliable = false;
+    bool late_offer = false;  // incoming INVITE without SDP: we offer in the 200
+    bool held = false;
+    std::string dtmfmode = "rfc4733";
+    std::string remote_party;
+    // Dialogs: one for an incoming call, one per contact for an outgoing one.
+    std::vector<std::uint64_t> dialogs;
+    std::size_t live = 0;
+    std::uint64_t winner = 0;
+    int best_failure = 0;
+    std::vector<OutgoingCall> invites;  // prepared by request(), sent by call()
+    MediaPolicy policy;
+    LocalMedia local;
+    SdpSession offer;  // ours (outgoing, late offer)
+    std::string answer_sdp;
+    std::optional<MediaPlan> plan;
+    std::shared_ptr<RtpSession> rtp;
+    std::optional<SrtpCrypto> srtp_local;
+    int local_version = 1;
+    // What `sip show channels` shows, published from the loop.
+    mutable std::mutex info_mu;
+    CallSummary info;
+
+    void publish() {
+        CallSummary s;
+        if (auto c = chan()) s.channel = c->name();
+        s.endpoint = endpoint;
+        for (auto id : dialogs) s.call_id += (s.call_id.empty() ? "" : ",") + std::to_string(id);
+        s.state = state == State::up      ? (held ? "Hold" : "Up")
+                  : state == State::early ? "Early"
+                  : state == State::ended ? "Down"
+                                          : "Setup";
+        s.codec = plan ? std::string(format_info(plan->format).name) : "-";
+        s.peer = plan ? fmt::format("{}:{}", plan->remote_address, plan->remote_port) : remote_party;
+        s.outbound = outbound;
+        std::lock_guard lock(info_mu);
+        info = std::move(s);
+    }
+
+    SofiaAgent* agent() {
+        auto s = service.lock();
+        return s && s->running() ? &s->agent() : nullptr;
+    }
+    std::shared_ptr<Channel> chan() { return channel.lock(); }
+
+    void send_respond(int status, std::string sdp = {}) {
+        if (dialogs.empty()) return;
+        if (status >= 300) refused_with = status;
+        if (auto* a = agent())
+            a->call_respond(dialogs.front(), status, std::string(status_phrase(status)), std::move(sdp));
+    }
+
+    // Applies a negotiated plan to the RTP session and the channel.
+    bool apply(const MediaPlan& p) {
+        bool was_held = plan && plan->on_hold();
+        plan = p;
+        if (auto c = chan()) c->set_native_format(p.format);
+        if (rtp) {
+            rtp->map_payload(static_cast<std::uint8_t>(p.pt), p.format);
+            rtp->set_send_format(p.format, static_cast<std::uint8_t>(p.pt), p.ptime ? p.ptime : 20);
+            if (p.telephone_event_pt >= 0) rtp->set_dtmf_payload(p.telephone_event_pt, p.telephone_event_pt, 8000);
+            boost::system::error_code ec;
+            auto addr = asio::ip::make_address(p.remote_address, ec);
+            if (!ec && !addr.is_unspecified() && p.remote_port) {
+                rtp->set_remote(addr, p.remote_port);
+                if (p.remote_rtcp_port) rtp->set_remote_rtcp(addr, *p.remote_rtcp_port);
+            }
+            if (p.srtp && srtp_local) {
+                auto remote = SrtpCrypto::parse(p.remote_crypto);
+                if (!remote || !rtp->set_srtp(*srtp_local, *remote)) {
+                    log.warning("{}: the peer's SRTP key was refused", name());
+                    return false;
+                }
+            }
+        }
+        bool now_held = p.on_hold();
+        if (now_held != was_held && state == State::up)
+            if (auto c = chan()) c->on_indication(now_held ? Indication::hold : Indication::unhold);
+        held = now_held;
+        return true;
+    }
+
+    std::string name() {
+        auto c = chan();
+        return c ? c->name() : fmt::format("SIP call {}", dialogs.empty() ? 0 : dialogs.front());
+    }
+
+    void hangup_channel(int cause) {
+        if (auto c = chan()) c->on_hangup(cause);
+    }
+
+    void attach_media_handler() {
+        if (!rtp) return;
+        rtp->set_frame_handler([weak = channel](const Frame& f) {
+            if (auto c = weak.lock()) c->on_frame(f);
+        });
+    }
+
+    void on_event(const CallEvent& e);
+    void handle(const CallEvent& e);
+    void on_reinvite(const CallEvent& e);
+    void stats_to_variables();
+};
+
+void SipCall::stats_to_variables() {
+    auto c = chan();
+    if (!c || !rtp) return;
+    auto st = rtp->stats();
+    c->set_variable("RTPAUDIOQOS",
+                    fmt::format("ssrc={};themssrc={};lp={};rxjitter={:.4f};rxcount={};txjitter={:.4f};txcount={};"
+                                "rlp={};rtt={:.4f}",
+                                st.local_ssrc, st.remote_ssrc, st.packets_lost, st.jitter_ms / 1000.0,
+                                st.packets_received, st.remote_jitter_ms / 1000.0, st.packets_sent,
+                                st.remote_packets_lost, st.rtt_ms < 0 ? 0.0 : st.rtt_ms / 1000.0));
+    c->set_variable("RTPAUDIOQOSLOSS", fmt::format("minrxlost={};maxrxlost={}", st.packets_lost, st.packets_lost));
+}
+
+void SipCall::on_reinvite(const CallEvent& e) {
+    auto* a = agent();
+    if (!a) return;
+    auto id = e.call;
+    if (e.sdp.empty()) {
+        // An offerless re-INVITE: offer what we have, as it is.
+        ++local_version;
+        local.session_version = std::to_string(local_version);
+        a->call_respond(id, 200, "OK", format_sdp(make_offer(policy, local)));
+        return;
+    }
+    std::string error;
+    auto sdp = parse_sdp(e.sdp, &error);
+    if (!sdp) {
+        a->call_respond(id, 488, "Not Acceptable Here");
+        return;
+    }
+    ++local_version;
+    local.session_version = std::to_string(local_version);
+    auto out = answer_offer(*sdp, policy, local);
+    if (out.status != 200) {
+        log.notice("{}: re-INVITE refused: {}", name(), out.reason);
+        a->call_respond(id, 488, "Not Acceptable Here");
+        return;
+    }
+    apply(out.plan);
+    a->call_respond(id, 200, "OK", format_sdp(out.answer));
+}
+
+void SipCall::on_event(const CallEvent& e) {
+    handle(e);
+    publish();
+}
+
+void SipCall::handle(const CallEvent& e) {
+    using K = CallEvent::Kind;
+    switch (e.kind) {
+        case K::progress: {
+            if (winner || state == State::ended) return;
+            if (!e.sdp.empty()) {
+                auto sdp = parse_sdp(e.sdp);
+                std::string error;
+                if (sdp)
+                    if (auto p = accept_answer(offer, *sdp, policy, &error)) {
+                        apply(*p);
+                        attach_media_handler();
+                    }
+            }
+            state = State::early;
+            if (auto c = chan())
+                c->on_indication(e.status == 180 || e.status == 181 || e.status == 182 ? Indication::ringing
+                                 : !e.sdp.empty()                                      ? Indication::progress
+                                                                                       : Indication::proceeding);
+            return;
+        }
+        case K::answered: {
+            if (winner && winner != e.call) return;  // the agent BYEs it: we cancelled it
+            winner = e.call;
+            if (auto* a = agent())
+                for (auto other : dialogs)
+                    if (other != winner) a->call_hangup(other, 0);
+            std::string error;
+            auto sdp = parse_sdp(e.sdp, &error);
+            std::optional<MediaPlan> p;
+            if (sdp) p = accept_answer(offer, *sdp, policy, &error);
+            if (!p && !plan) {
+                log.warning("{}: answered without usable SDP ({}); hanging up", name(),
+                            e.sdp.empty() ? "no SDP" : error);
+                if (auto* a = agent()) a->call_hangup(winner, 0);
+                state = State::ended;
+                hangup_channel(cause::bearer_capability_notavail);
+                return;
+            }
+            if (p) apply(*p);
+            attach_media_handler();
+            state = State::up;
+            if (auto c = chan()) c->on_answered();
+            return;
+        }
+        case K::failed: {
+            // Busy beats unavailable beats anything else, as a caller expects.
+            auto rank = [](int s) { return s == 486 || s == 600 ? 3 : s == 480 || s == 408 ? 2 : s ? 1 : 0; };
+            if (rank(e.status) >= rank(best_failure)) best_failure = e.status;
+            return;
+        }
+        case K::reinvite:
+            on_reinvite(e);
+            return;
+        case K::ack:
+            if (late_offer && !e.sdp.empty()) {
+                std::string error;
+                auto sdp = parse_sdp(e.sdp, &error);
+                std::optional<MediaPlan> p;
+                if (sdp) p = accept_answer(offer, *sdp, policy, &error);
+                if (p) {
+                    apply(*p);
+                    attach_media_handler();
+                } else {
+                    log.notice("{}: the ACK's SDP is unusable ({}): hanging up", name(), error);
+                    if (auto* a = agent()) a->call_hangup(e.call, 0);
+                }
+            }
+            return;
+        case K::info: {
+            std::uint32_t duration = 100;
+            char d = parse_info_digit(e.content_type, e.body, &duration);
+            if (!d) return;
+            if (auto c = chan()) {
+                c->on_frame(Frame::digit(FrameKind::dtmf_begin, d));
+                c->on_frame(Frame::digit(FrameKind::dtmf_end, d, duration));
+                log.debug("{}: DTMF {} by SIP INFO", c->name(), d);
+            }
+            return;
+        }
+        case K::bye:
+            stats_to_variables();
+            state = State::ended;
+            hangup_channel(cause::normal_clearing);
+            return;
+        case K::cancel:
+            state = State::ended;
+            // Asterisk's choice: the caller gave up, a normal end.
+            hangup_channel(cause::normal_clearing);
+            return;
+        case K::ended: {
+            if (live) --live;
+            {
+                std::lock_guard lock(table->mu);
+                table->by_dialog.erase(e.call);
+            }
+            if (winner == e.call || (!outbound && !dialogs.empty() && dialogs.front() == e.call)) {
+                state = State::ended;
+                hangup_channel(refused_with ? cause_from_status(refused_with) : cause::normal_clearing);
+            } else if (outbound && !winner && live == 0) {
+                state = State::ended;
+                hangup_channel(best_failure ? cause_from_status(best_failure) : cause::normal_clearing);
+            }
+            return;
+        }
+    }
+}
+
+// --- the driver ------------------------------------------------------------
+
+namespace {
+
+class SipDriver final : public ChannelDriver {
+public:
+    explicit SipDriver(std::shared_ptr<SipCall> call) : call_(std::move(call)) {}
+
+    void call(Channel&, std::chrono::milliseconds) override {
+        auto& c = *call_;
+        auto* a = c.agent();
+        if (!a || c.invites.empty()) {
+            c.state = SipCall::State::ended;
+            c.hangup_channel(cause::normal_circuit_congestion);
+            return;
+        }
+        auto sdp = format_sdp(c.offer);
+        for (auto& inv : c.invites) {
+            auto id = a->new_call_id();
+            c.dialogs.push_back(id);
+            ++c.live;
+            {
+                std::lock_guard lock(c.table->mu);
+                c.table->by_dialog[id] = call_;
+            }
+            inv.sdp = sdp;
+            a->call_invite(id, std::move(inv));
+        }
+        c.invites.clear();
+        c.publish();
+    }
+
+    void answer(Channel& chan) override {
+        auto& c = *call_;
+        if (c.state == SipCall::State::ended || c.final_sent || c.outbound) return;
+        c.final_sent = true;
+        c.state = SipCall::State::up;
+        c.attach_media_handler();
+        c.send_respond(200, c.answer_sdp);
+        c.publish();
+        c.log.debug("{}: answered", chan.name());
+    }
+
+    void indicate(Channel&, Indication i) override {
+        auto& c = *call_;
+        if (c.outbound || c.final_sent || c.state == SipCall::State::ended) return;
+        switch (i) {
+            case Indication::ringing:
+                c.send_respond(180);
+                c.state = SipCall::State::early;
+                break;
+            case Indication::progress:
+                // Early media: the answer goes in the 183 (reliable when the caller asked for 100rel).
+                c.attach_media_handler();
+                c.send_respond(183, c.late_offer ? std::string{} : c.answer_sdp);
+                c.state = SipCall::State::early;
+                break;
+            case Indication::busy:
+                c.final_sent = true;
+                c.send_respond(486);
+                break;
+            case Indication::congestion:
+                c.final_sent = true;
+                c.send_respond(503);
+                break;
+            default:
+                break;
+        }
+        c.publish();
+    }
+
+    void send_digit_begin(Channel&, char digit) override {
+        auto& c = *call_;
+        if (c.dtmfmode != "info" && c.rtp && c.plan && c.plan->telephone_event_pt >= 0) c.rtp->send_dtmf_begin(digit);
+    }
+
+    void send_digit(Channel&, char digit, std::chrono::milliseconds duration) override {
+        auto& c = *call_;
+        if (c.state != SipCall::State::up) return;
+        bool rfc4733 = c.rtp && c.plan && c.plan->telephone_event_pt >= 0;
+        if (c.dtmfmode == "info" || !rfc4733) {
+            auto id = c.winner ? c.winner : (c.dialogs.empty() ? 0 : c.dialogs.front());
+            if (auto* a = c.agent(); a && id)
+                a->call_info(id, "application/dtmf-relay",
+                             fmt::format("Signal={}\r\nDuration={}\r\n", digit, duration.count()));
+            return;
+        }
+        c.rtp->send_dtmf_end(digit, static_cast<std::uint32_t>(duration.count()));
+    }
+
+    void write(Channel&, const Frame& f) override {
+        auto& c = *call_;
+        if (c.rtp && f.kind == FrameKind::voice) c.rtp->write(f);
+    }
+
+    RtpSession* rtp() override { return call_->rtp.get(); }
+
+    void hangup(Channel& chan, int cause) override {
+        auto& c = *call_;
+        c.stats_to_variables();
+        if (c.state != SipCall::State::ended) {
+            int status = status_from_cause(cause);
+            if (auto* a = c.agent())
+                for (auto id : c.dialogs) a->call_hangup(id, status);
+        }
+        c.state = SipCall::State::ended;
+        if (c.rtp) c.rtp->close();
+        c.publish();
+        c.log.debug("{}: hung up ({})", chan.name(), cause::name(cause));
+    }
+
+private:
+    std::shared_ptr<SipCall> call_;
+};
+
+// Creates the call's RTP session and fills `local`; false when media cannot start.
+bool open_media(Core& core, SipCall& call, const Settings& s, const std::string& label) {
+    call.local.address = s.general.bindaddr == "0.0.0.0" ? "127.0.0.1" : s.general.bindaddr;
+    call.local.session_id = std::to_string(wall_now());
+    call.local.session_version = "1";
+    if (call.policy.require_srtp) {
+        call.srtp_local = SrtpCrypto::generate();
+        call.local.srtp_key = key_of(*call.srtp_local);
+    }
+    auto* engine = rtp_engine(core);
+    if (!engine) {
+        // No RTP engine in this core: signalling works, media is refused.
+        call.local.port = 9;
+        return true;
+    }
+    RtpSessionOptions o;
+    o.name = label;
+    std::string error;
+    call.rtp = engine->create(call.loop, o, error);
+    if (!call.rtp) {
+        call.log.warning("{}: no RTP port: {}", label, error);
+        return false;
+    }
+    auto addr = call.rtp->local_address();
+    if (!addr.is_unspecified()) call.local.address = addr.to_string();
+    call.local.port = call.rtp->local_port();
+    return true;
+}
+
+std::string uri_host(const std::string& host) {
+    return host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+// --- the manager -----------------------------------------------------------
+
+CallManager::CallManager(SipService& service, Core& core, Log log)
+    : service_(service), core_(core), log_(std::move(log)), table_(std::make_shared<CallTable>()) {}
+
+CallManager::~CallManager() = default;
+
+void CallManager::on_invite(CallOffer offer) {
+    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, core_.pick_loop(), log_, false);
+    call->dialogs.push_back(offer.call);
+    call->live = 1;
+    {
+        std::lock_guard lock(table_->mu);
+        table_->by_dialog[offer.call] = call;
+        table_->all.push_back(call);
+        std::erase_if(table_->all, [](auto& w) { return w.expired(); });
+    }
+    asio::post(call->loop, [this, weak = service_.weak_from_this(), call, offer = std::move(offer)]() mutable {
+        if (auto svc = weak.lock()) handle_invite(call, std::move(offer));
+    });
+}
+
+void CallManager::on_event(CallEvent event) {
+    std::shared_ptr<SipCall> call;
+    {
+        std::lock_guard lock(table_->mu);
+        auto it = table_->by_dialog.find(event.call);
+        if (it == table_->by_dialog.end()) return;
+        call = it->second;
+    }
+    asio::post(call->loop, [call, event = std::move(event)] { call->on_event(event); });
+}
+
+void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer offer) {
+    auto s = service_.settings();
+    auto& rq = offer.request;
+    auto id = offer.call;
+    auto& agent = service_.agent();
+    auto refuse = [&](int status, std::string headers = {}) {
+        call->final_sent = true;
+        call->refused_with = status;
+        if (call->rtp) call->rtp->close();
+        agent.call_respond(id, status, std::string(status_phrase(status)), {}, std::move(headers));
+    };
+
+    // Who is calling: a gateway known by its address (insecure=invite), or digest.
+    const Endpoint* ep = nullptr;
+    if (auto* peer = s->find_by_address(rq.source); peer && peer->insecure_invite) {
+        if (!peer->acl.allows(rq.source.ip)) {
+            log_.notice("INVITE from {}: refused by the ACL of {}", rq.source.str(), peer->name);
+            refuse(403);
+            return;
+        }
+        ep = peer;
+    } else {
+        auto outcome = service_.authenticator().authenticate(rq, *s, wall_now());
+        switch (outcome.kind) {
+            case AuthOutcome::Kind::challenged:
+                log_.debug("INVITE {} from {}: challenged ({})", offer.request_user, rq.source.str(), outcome.reason);
+                refuse(outcome.response.status, outcome.response.header_block());
+                return;
+            case AuthOutcome::Kind::rejected:
+                log_.notice("INVITE {} from {}: authentication failed for '{}' ({})", offer.request_user,
+                            rq.source.str(), outcome.username, outcome.reason);
+                if (service_.bans().record_failure(rq.source.ip, BanList::Clock::now())) {
+                    auto& p = s->general.bans;
+                    log_.warning("banned {} for {} s: {} authentication failures within {} s", rq.source.ip.str(),
+                                 p.duration.count(), p.failures, p.window.count());
+                    service_.sync_bans();
+                }
+                refuse(outcome.response.status, outcome.response.header_block());
+                return;
+            case AuthOutcome::Kind::authenticated:
+                ep = outcome.endpoint;
+                break;
+        }
+    }
+    if (!core_.accepting_calls()) {
+        refuse(503);
+        return;
+    }
+    if (ep->call_limit > 0) {
+        std::lock_guard lock(table_->mu);
+        auto& n = table_->per_endpoint[ep->name];
+        if (n >= ep->call_limit) {
+            log_.notice("INVITE from {}: call-limit of {} reached ({})", ep->name, ep->call_limit, n);
+            call->final_sent = true;
+            agent.call_respond(id, 486, "Busy Here");
+            return;
+        }
+    }
+    {
+        std::lock_guard lock(table_->mu);
+        ++table_->per_endpoint[ep->name];
+    }
+    call->counted = ep->name;
+    call->endpoint = ep->name;
+    call->reliable = offer.reliable;
+    call->dtmfmode = ep->dtmfmode;
+    call->policy = policy_of(ep);
+
+    std::optional<SdpSession> remote;
+    if (offer.has_body) {
+        refuse(415);
+        return;
+    }
+    if (!offer.sdp.empty()) {
+        std::string error;
+        remote = parse_sdp(offer.sdp, &error);
+        if (!remote) {
+            log_.notice("INVITE from {}: unreadable SDP ({})", ep->name, error);
+            refuse(400);
+            return;
+        }
+    }
+    if (!open_media(core_, *call, *s, "SIP/" + ep->name)) {
+        refuse(503);
+        return;
+    }
+    if (remote) {
+        auto out = answer_offer(*remote, call->policy, call->local);
+        if (out.status != 200) {
+            log_.notice("INVITE from {}: {}: 488", ep->name, out.reason);
+            refuse(488);
+            return;
+        }
+        call->answer_sdp = format_sdp(out.answer);
+        call->plan = out.plan;
+    } else {
+        call->late_offer = true;
+        call->offer = make_offer(call->policy, call->local);
+        call->answer_sdp = format_sdp(call->offer);
+    }
+
+    auto chan = core_.create_channel("SIP", "SIP/" + ep->name, std::make_unique<SipDriver>(call), call->loop);
+    if (!chan) {
+        refuse(503);
+        return;
+    }
+    call->channel = chan;
+    // Caller id: the endpoint's callerid= wins, then P-Asserted-Identity, then From.
+    auto& cid = chan->caller();
+    cid.name = !offer.asserted_display.empty() ? offer.asserted_display : offer.from_display;
+    cid.number = !offer.asserted_user.empty() ? offer.asserted_user : offer.from_user;
+    if (!ep->callerid_name.empty()) cid.name = ep->callerid_name;
+    if (!ep->callerid_number.empty()) cid.number = ep->callerid_number;
+    auto exten = offer.request_user.empty() ? std::string("s") : offer.request_user;
+    chan->dialed_number() = exten;
+    if (!ep->language.empty()) chan->language() = ep->language;
+    if (!ep->accountcode.empty()) chan->accountcode() = ep->accountcode;
+    chan->set_variable("SIPCALLID", rq.call_id);
+    chan->set_variable("SIPURI", rq.from_uri);
+    chan->set_variable("SIPDOMAIN", rq.request_uri);
+    chan->set_variable("SIPPEER", ep->name);
+    chan->set_position(ep->context.empty() ? s->general.context : ep->context, exten, 1);
+    if (call->plan) call->apply(*call->plan);
+    call->remote_party = rq.source.str();
+    chan->set_state(ChannelState::ring);
+    log_.info("{}: call from {} <{}> ({}) to {}@{}", chan->name(), cid.name, cid.number, rq.source.str(), exten,
+              chan->context());
+    call->publish();
+    core_.start_pbx(chan);
+}
+
+std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& cause) {
+    auto s = service_.settings();
+    if (!service_.running()) {
+        cause = cause::requested_chan_unavail;
+        return nullptr;
+    }
+    std::string dest = req.destination;
+    if (auto comma = dest.find(','); comma != std::string::npos) dest.resize(comma);
+    std::string name, number, host;
+    const Endpoint* ep = nullptr;
+    if (auto at = dest.find('@'); at != std::string::npos) {
+        number = dest.substr(0, at);
+        host = dest.substr(at + 1);
+        if (host.empty()) {
+            cause = cause::invalid_number_format;
+            return nullptr;
+        }
+        name = host;
+    } else {
+        auto slash = dest.find('/');
+        name = dest.substr(0, slash);
+        if (slash != std::string::npos) number = dest.substr(slash + 1);
+        ep = s->find(name);
+        if (!ep) {
+            cause = cause::unallocated;
+            return nullptr;
+        }
+    }
+    if (number.find_first_of(" \t\r\n<>\"") != std::string::npos) {
+        cause = cause::invalid_number_format;
+        return nullptr;
+    }
+
+    auto& loop = req.requestor ? req.requestor->loop() : core_.pick_loop();
+    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, loop, log_, true);
+    call->endpoint = ep ? ep->name : "";
+    call->policy = policy_of(ep);
+    call->dtmfmode = ep ? ep->dtmfmode : "rfc4733";
+
+    auto& g = s->general;
+    std::string local_host = g.bindaddr == "0.0.0.0" ? "127.0.0.1" : g.bindaddr;
+    auto from_user = !req.caller.number.empty() ? req.caller.number : std::string("tandem");
+    if (ep && !ep->fromuser.empty()) from_user = ep->fromuser;
+    std::string display;
+    for (char ch : req.caller.name)
+        if (ch != '"' && ch != '\\' && ch != '\r' && ch != '\n') display += ch;
+    auto from = fmt::format("{}<sip:{}@{}:{}>", display.empty() ? "" : "\"" + display + "\" ", from_user,
+                            uri_host(local_host), g.bindport);
+
+    std::vector<OutgoingCall> invites;
+    if (!ep) {
+        OutgoingCall c;
+        c.request_uri = number.empty() ? fmt::format("sip:{}", host) : fmt::format("sip:{}@{}", number, host);
+        c.to = "<" + c.request_uri + ">";
+        invites.push_back(std::move(c));
+    } else if (ep->dynamic) {
+        for (auto& b : service_.registrar().bindings(ep->name)) {
+            OutgoingCall c;
+            c.request_uri = b.contact;
+            c.to = fmt::format("<sip:{}@{}>", number.empty() ? ep->name : number, uri_host(local_host));
+            if (ep->nat.force_rport) c.send_to = b.source;
+            c.transport = b.transport;
+            c.route = b.path;
+            invites.push_back(std::move(c));
+        }
+        if (invites.empty()) {
+            cause = cause::subscriber_absent;
+            return nullptr;
+        }
+    } else {
+        OutgoingCall c;
+        auto h = ep->host_ip ? ep->host_ip->uri_host() : ep->host;
+        c.request_uri = fmt::format("sip:{}@{}:{}", number.empty() ? ep->name : number, h, ep->port);
+        c.to = "<" + c.request_uri + ">";
+        invites.push_back(std::move(c));
+    }
+    for (auto& c : invites) {
+        c.from = from;
+        if (ep && !ep->secret.empty()) {
+            c.auth_user = ep->defaultuser.empty() ? ep->name : ep->defaultuser;
+            c.auth_secret = ep->secret;
+        }
+    }
+    if (ep && ep->call_limit > 0) {
+        std::lock_guard lock(table_->mu);
+        auto& n = table_->per_endpoint[ep->name];
+        if (n >= ep->call_limit) {
+            cause = cause::user_busy;
+            return nullptr;
+        }
+    }
+    if (ep) {
+        std::lock_guard lock(table_->mu);
+        ++table_->per_endpoint[ep->name];
+        call->counted = ep->name;
+    }
+    if (!open_media(core_, *call, *s, "SIP/" + name)) {
+        cause = cause::normal_circuit_congestion;
+        return nullptr;
+    }
+    call->offer = make_offer(call->policy, call->local);
+    call->invites = std::move(invites);
+    auto chan = core_.create_channel("SIP", "SIP/" + name, std::make_unique<SipDriver>(call), loop);
+    if (!chan) {
+        cause = cause::switch_congestion;
+        return nullptr;
+    }
+    call->channel = chan;
+    call->remote_party = call->invites.front().request_uri;
+    {
+        std::lock_guard lock(table_->mu);
+        table_->all.push_back(call);
+        std::erase_if(table_->all, [](auto& w) { return w.expired(); });
+    }
+    chan->connected() = {"", number};
+    call->publish();
+    return chan;
+}
+
+std::vector<CallSummary> CallManager::summaries() const {
+    std::vector<std::shared_ptr<SipCall>> calls;
+    {
+        std::lock_guard lock(table_->mu);
+        for (auto& w : table_->all)
+            if (auto c = w.lock()) calls.push_back(std::move(c));
+    }
+    std::vector<CallSummary> out;
+    for (auto& c : calls) {
+        std::lock_guard lock(c->info_mu);
+        if (!c->info.channel.empty() && c->info.state != "Down") out.push_back(c->info);
+    }
+    return out;
+}
+
+std::size_t CallManager::active() const {
+    std::lock_guard lock(table_->mu);
+    return std::count_if(table_->all.begin(), table_->all.end(), [](auto& w) { return !w.expired(); });
+}
+
+}  // namespace tandem::sip

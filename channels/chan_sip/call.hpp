@@ -1,0 +1,88 @@
+// Calls: SIP INVITE dialogs bound to Tandem channels (technology "SIP").
+//
+// Every dialog lives on the Sofia thread under a numeric id (SofiaAgent);
+// everything else about a call lives in a SipCall on its channel's loop. The
+// Sofia thread reports through CallManager::on_invite()/on_event(), which
+// find the call's loop in a locked table and post there, so the events of one
+// call run in order on one loop; the loop acts back through the agent's
+// command queue (call_respond, call_invite, call_hangup, call_info). Neither
+// side ever waits for the other, and the agent's view of a dialog's state is
+// the one that decides what a hangup sends (final answer, CANCEL or BYE), so
+// a BYE crossing a local hangup or a CANCEL crossing a 200 ends cleanly.
+//
+// A SipCall leaves the table when its last dialog is gone on the Sofia thread
+// ("ended"); the channel holds it through its driver until the channel ends.
+// Incoming: authentication (digest, or address for insecure=invite peers),
+// ACL, call-limit, SDP answer, then a channel that runs the dialplan.
+// Outgoing: SIP/endpoint rings every registered contact (first 2xx wins, the
+// others are cancelled), SIP/peer/number calls number@host of a trunk,
+// SIP/number@host[:port] calls an address directly.
+//
+// Threading: CallManager's public methods are safe from any thread.
+#pragma once
+
+#include "settings.hpp"
+#include "sofia_agent.hpp"
+
+#include <tandem/channel.hpp>
+#include <tandem/core.hpp>
+#include <tandem/log.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace tandem::sip {
+
+class SipService;
+struct SipCall;
+
+// One line of `sip show channels`.
+struct CallSummary {
+    std::string channel;
+    std::string endpoint;
+    std::string call_id;  // Tandem's dialog id(s)
+    std::string state;
+    std::string codec;
+    std::string peer;  // remote RTP address
+    bool outbound = false;
+};
+
+// The table shared by the manager and its calls (which may outlive it
+// briefly, in work still queued on a loop).
+struct CallTable {
+    std::mutex mu;
+    std::unordered_map<std::uint64_t, std::shared_ptr<SipCall>> by_dialog;
+    std::map<std::string, int, std::less<>> per_endpoint;  // calls in progress, for call-limit
+    std::vector<std::weak_ptr<SipCall>> all;
+};
+
+class CallManager {
+public:
+    CallManager(SipService& service, Core& core, Log log);
+    ~CallManager();
+
+    // --- Sofia thread ---
+    void on_invite(CallOffer offer);
+    void on_event(CallEvent event);
+
+    // --- any thread: the "SIP" channel technology ---
+    std::shared_ptr<Channel> request(const ChannelRequest& req, int& cause);
+
+    std::vector<CallSummary> summaries() const;
+    std::size_t active() const;
+
+private:
+    void handle_invite(const std::shared_ptr<SipCall>& call, CallOffer offer);
+
+    SipService& service_;
+    Core& core_;
+    Log log_;
+    std::shared_ptr<CallTable> table_;
+};
+
+}  // namespace tandem::sip
