@@ -334,9 +334,12 @@ void SipCall::handle(const CallEvent& e) {
             if (winner == e.call || (!outbound && !dialogs.empty() && dialogs.front() == e.call)) {
                 state = State::ended;
                 hangup_channel(refused_with ? cause_from_status(refused_with) : cause::normal_clearing);
-            } else if (outbound && !winner && live == 0) {
+            } else if (outbound && !winner && live == 0 && state != State::ended) {
                 state = State::ended;
-                hangup_channel(best_failure ? cause_from_status(best_failure) : cause::normal_clearing);
+                int c = best_failure ? cause_from_status(best_failure) : cause::normal_clearing;
+                log.notice("{}: call failed: {} {} ({})", name(), best_failure, status_phrase(best_failure),
+                           cause::name(c));
+                hangup_channel(c);
             }
             return;
         }
