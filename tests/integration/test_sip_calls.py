@@ -1,7 +1,8 @@
 """chan_sip calls with real SIP peers (SIPp) on loopback: INVITE challenged
-then answered with SDP, BYE both ways, CANCEL, busy/congestion/unknown
-extension mapped to SIP statuses, no common codec, `sip show channels`,
-malformed requests, and no channel or dialog left behind."""
+then answered with SDP, BYE both ways, hold/resume, DTMF (RFC 4733 and SIP
+INFO), 100rel, CANCEL, busy/congestion/unknown extension mapped to SIP
+statuses, no common codec, wrong password, `sip show channels`, malformed
+requests, and no channel or dialog left behind."""
 import os
 import re
 import sys
@@ -92,6 +93,18 @@ with t:
 
     check(re.search(r"SIPTEST ended answer cause 16 qos ssrc=\d+;themssrc=\d+;lp=-?\d+;rxjitter=[\d.]+;rxcount=\d+",
                     t.log()) is not None, "RTP statistics are in ${RTPAUDIOQOS} when the caller hangs up")
+
+    # --- hold and resume by re-INVITE ---------------------------------------
+    proc = sipp_call("invite_hold", port, "answer", hold_ms=1500, cwd=t.dir, background=True)
+    held = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Hold\s+ulaw", sip_channels(t)) is not None,
+                      timeout=8)
+    check(held, "a re-INVITE with a=sendonly puts the call on hold (answered a=recvonly)")
+    resumed = held and t.wait_for(
+        lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up\s+ulaw", sip_channels(t)) is not None, timeout=5)
+    check(resumed, "a re-INVITE with a=sendrecv resumes it")
+    out, _ = proc.communicate(timeout=30)
+    check(proc.returncode == 0, "hold/resume call: both re-INVITEs answered with the mirrored direction, BYE"
+          + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
 
     # --- DTMF: RFC 4733 in RTP and SIP INFO reach the dialplan -------------
     rc, out = sipp_call("invite_dtmf", port, "dtmf", cwd=t.dir)
