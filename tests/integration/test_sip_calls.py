@@ -51,6 +51,13 @@ def calltest_context(conf_dir):
         f.write(text)
 
 
+SRTP_PHONE = """
+[1003](office-phone)
+secret = Tandem-1003-Loopback!
+media_encryption = sdes
+"""
+
+
 def sip_channels(t):
     _, out = t.rx("sip show channels")
     return out
@@ -62,7 +69,8 @@ def idle(t):
 
 
 port = free_port()
-t = Tandem(edit=edits(use_port(port, autoban_failures=100), calltest_context, append_file("extensions.conf", DIALPLAN)))
+t = Tandem(edit=edits(use_port(port, autoban_failures=100), calltest_context, append_file("extensions.conf", DIALPLAN),
+                      append_file("sip.conf", SRTP_PHONE)))
 with t:
     link_pcaps(t.dir)
     # --- an INVITE without credentials is challenged ------------------------
@@ -134,6 +142,14 @@ with t:
                                   ("invite_not_acceptable", "answer", "no codec in common: 488")]:
         rc, out = sipp_call(scenario, port, exten, cwd=t.dir)
         check(rc == 0, what + ("" if rc == 0 else ":\n" + out[-3000:]))
+
+    # --- SRTP (media_encryption=sdes) ---------------------------------------
+    rc, out = sipp_call("invite_srtp", port, "answer", user="1003", password="Tandem-1003-Loopback!", cwd=t.dir)
+    check(rc == 0, "SRTP offer (RTP/SAVP, a=crypto) answered with RTP/SAVP and our own key"
+          + ("" if rc == 0 else ":\n" + out[-3000:]))
+    rc, out = sipp_call("invite_plain_refused", port, "answer", user="1003", password="Tandem-1003-Loopback!",
+                        cwd=t.dir)
+    check(rc == 0, "plain RTP offered to an SRTP-only endpoint: 488" + ("" if rc == 0 else ":\n" + out[-3000:]))
 
     # --- wrong password: 403, never saying which part was wrong ------------
     rc, out = sipp_call("invite_bye", port, "answer", password="wrong-password-123", timeout=5, cwd=t.dir)
