@@ -1,6 +1,7 @@
 """chan_sip outgoing calls, driven by `channel originate`: SIP/1002 to a
 registered SIPp phone (answer, then BYE from Tandem), forking to two contacts
-of 1002 (the one that answers wins, the ringing one is cancelled), a busy
+of 1002 (the one that answers wins, the ringing one is cancelled), early
+media over 100rel (our PRACK), a busy
 phone (486 → USER_BUSY), an endpoint with no contact, and a trunk that
 challenges our INVITE (SIP/trunk/5551234, answered with defaultuser/secret)."""
 import os
@@ -27,6 +28,15 @@ context = default
 """
 
 
+def no_qualify(conf_dir):
+    # SIPp phones here follow a script: an OPTIONS from qualify would break it.
+    path = os.path.join(conf_dir, "sip.conf")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(re.sub(r"(?m)^qualify = yes$", "qualify = no", text))
+
+
 def uas(scenario, local_port, timeout=20):
     return subprocess.Popen([SIPP, "-sf", os.path.join(HERE, scenario + ".xml"), "-i", "127.0.0.1",
                              "-p", str(local_port), "-mp", str(free_port()), "-rtp_echo", "-m", "1",
@@ -48,7 +58,7 @@ def idle(t):
 
 
 port = free_port()
-t = Tandem(edit=edits(use_port(port, autoban_failures=100), append_file("sip.conf", TRUNK)))
+t = Tandem(edit=edits(use_port(port, autoban_failures=100), no_qualify, append_file("sip.conf", TRUNK)))
 with t:
     # --- an endpoint with no registered contact ---------------------------
     status, out = t.rx("channel originate SIP/1002 application Wait 1")
@@ -77,6 +87,16 @@ with t:
     finished(answering, "the second contact answers and gets the BYE")
     finished(ringing, "the first contact rang and was cancelled (CANCEL, 487, ACK)")
     check(t.wait_for(lambda: idle(t), timeout=5), "no channel and no dialog left after the fork")
+    rc, out = sipp("register", port, "1002", local_port=pb, contact_user="1002b", expires=0, cwd=t.dir)
+    check(rc == 0, "the second contact unregisters")
+
+    # --- early media over 100rel: the reliable 183 is PRACKed ---------------
+    early = uas("uas_100rel", pa)
+    time.sleep(0.3)
+    status, out = t.rx("channel originate SIP/1002 application Wait 1")
+    check(status == 0, "channel originate SIP/1002 to a phone with reliable early media")
+    finished(early, "our INVITE supports 100rel; the reliable 183 is PRACKed; 200, ACK, BYE")
+    check(t.wait_for(lambda: idle(t), timeout=5), "no channel and no dialog left after the 100rel call")
 
     # --- busy -----------------------------------------------------------------
     rc, out = sipp("register", port, "1002", local_port=pb, contact_user="1002b", expires=0, cwd=t.dir)
