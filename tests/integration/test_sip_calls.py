@@ -55,6 +55,10 @@ SRTP_PHONE = """
 [1003](office-phone)
 secret = Tandem-1003-Loopback!
 media_encryption = sdes
+
+[1004](office-phone)
+secret = Tandem-1004-Loopback!
+call-limit = 1
 """
 
 
@@ -150,6 +154,17 @@ with t:
     rc, out = sipp_call("invite_plain_refused", port, "answer", user="1003", password="Tandem-1003-Loopback!",
                         cwd=t.dir)
     check(rc == 0, "plain RTP offered to an SRTP-only endpoint: 488" + ("" if rc == 0 else ":\n" + out[-3000:]))
+
+    # --- call-limit=1: a second call while the first is up gets 486 ---------
+    first = sipp_call("invite_bye", port, "answer", user="1004", password="Tandem-1004-Loopback!", hold_ms=2000,
+                      cwd=t.dir, background=True)
+    t.wait_for(lambda: "SIP/1004-" in sip_channels(t), timeout=5)
+    rc, out = sipp_call("invite_busy", port, "answer", user="1004", password="Tandem-1004-Loopback!", cwd=t.dir)
+    check(rc == 0, "call-limit reached: 486" + ("" if rc == 0 else ":\n" + out[-3000:]))
+    out, _ = first.communicate(timeout=30)
+    check(first.returncode == 0, "the first call is not disturbed" + ("" if first.returncode == 0 else ":\n" + out))
+    rc, out = sipp_call("invite_bye", port, "answer", user="1004", password="Tandem-1004-Loopback!", cwd=t.dir)
+    check(rc == 0, "once it ended, the endpoint can call again" + ("" if rc == 0 else ":\n" + out[-3000:]))
 
     # --- wrong password: 403, never saying which part was wrong ------------
     rc, out = sipp_call("invite_bye", port, "answer", password="wrong-password-123", timeout=5, cwd=t.dir)
