@@ -72,9 +72,27 @@ def idle(t):
     return t.channel_count() == 0 and "0 active SIP channels (0 dialogs)" in sip_channels(t)
 
 
+gw_port = free_port()
+GATEWAY = f"""
+[gw]
+type = peer
+host = 127.0.0.1
+port = {gw_port}
+insecure = invite
+context = fromgw
+"""
+GATEWAY_PLAN = """
+[fromgw]
+exten => _X.,1,Verbose(1,SIPTEST gateway call from ${CALLERID(num)} for DID ${EXTEN})
+ same => n,Answer()
+ same => n,Wait(10)
+ same => n,Hangup()
+"""
+
 port = free_port()
 t = Tandem(edit=edits(use_port(port, autoban_failures=100), calltest_context, append_file("extensions.conf", DIALPLAN),
-                      append_file("sip.conf", SRTP_PHONE)))
+                      append_file("sip.conf", SRTP_PHONE + GATEWAY),
+                      append_file("extensions.conf", GATEWAY_PLAN)))
 with t:
     link_pcaps(t.dir)
     # --- an INVITE without credentials is challenged ------------------------
@@ -165,6 +183,15 @@ with t:
     check(first.returncode == 0, "the first call is not disturbed" + ("" if first.returncode == 0 else ":\n" + out))
     rc, out = sipp_call("invite_bye", port, "answer", user="1004", password="Tandem-1004-Loopback!", cwd=t.dir)
     check(rc == 0, "once it ended, the endpoint can call again" + ("" if rc == 0 else ":\n" + out[-3000:]))
+
+    # --- a gateway known by its address: not challenged, DID as EXTEN -------
+    rc, out = sipp_call("invite_trusted", port, "5551000", user="0612345678", local_port=gw_port, cwd=t.dir)
+    check(rc == 0, "INVITE from the insecure=invite gateway's address answered without a challenge"
+          + ("" if rc == 0 else ":\n" + out[-3000:]))
+    check("SIPTEST gateway call from 0612345678 for DID 5551000" in t.log(),
+          "it entered the gateway's context with the DID as ${EXTEN} and the caller's number")
+    rc, out = sipp_call("invite_trusted", port, "5551000", user="0612345678", cwd=t.dir)
+    check(rc != 0 and "401" in out, "the same INVITE from another port is challenged")
 
     # --- wrong password: 403, never saying which part was wrong ------------
     rc, out = sipp_call("invite_bye", port, "answer", password="wrong-password-123", timeout=5, cwd=t.dir)
