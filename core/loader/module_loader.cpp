@@ -103,6 +103,9 @@ public:
         auto name = translator_name(translator.from, translator.to);
         return core_.translators().add(std::move(name), std::move(translator), &use_);
     }
+    Registration add(std::string name, FileFormat format) override {
+        return core_.file_formats().add(std::move(name), std::move(format), &use_);
+    }
     Registration subscribe(EventHandler handler) override {
         return core_.events().subscribe(std::move(handler), &use_);
     }

@@ -5,6 +5,7 @@
 #include "dialplan/dialplan.hpp"
 #include "dialplan/engine.hpp"
 #include "loader/module_loader.hpp"
+#include "media/files.hpp"
 #include "media/media_cli.hpp"
 #include "media/resample.hpp"
 #include "media/translate.hpp"
@@ -38,6 +39,19 @@ fs::path exe_relative_module_dir() {
     return TANDEM_DEFAULT_MODULE_DIR;
 }
 
+// Prompts next to the program: <build>/sounds in the build tree, or
+// <prefix>/share/tandem/sounds when installed.
+fs::path exe_relative_sounds_dir() {
+    std::error_code ec;
+    auto exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        auto prefix = exe.parent_path().parent_path();
+        for (auto dir : {prefix / "sounds", prefix / "share" / "tandem" / "sounds"})
+            if (fs::is_directory(dir, ec)) return dir;
+    }
+    return "/usr/share/tandem/sounds";
+}
+
 // Relative directories in tandem.conf are taken from the configuration
 // directory, so the PBX and its consoles agree wherever they are started.
 fs::path resolve(const fs::path& p, const fs::path& base) {
@@ -66,6 +80,7 @@ const config::OptionSpec directories_schema[] = {
     {"spool", config::OptionType::string, "/var/spool/tandem", 0, 0, {}, "Voicemail, recordings, outgoing."},
     {"db", config::OptionType::string, "/var/lib/tandem", 0, 0, {}, "Embedded databases (key/value store)."},
     {"log", config::OptionType::string, "/var/log/tandem", 0, 0, {}, "Log files and CSV CDRs."},
+    {"sounds", config::OptionType::string, "", 0, 0, {}, "Prompts (default: next to the program)."},
 };
 
 }  // namespace
@@ -112,6 +127,8 @@ bool CoreImpl::read_main_config(std::vector<std::string>& problems) {
     paths_.spool_dir = resolve(dirs.str("spool"), base);
     paths_.db_dir = resolve(dirs.str("db"), base);
     paths_.log_dir = resolve(dirs.str("log"), base);
+    auto sdir = dirs.str("sounds");
+    paths_.sounds_dir = sdir.empty() ? exe_relative_sounds_dir() : resolve(sdir, base);
     worker_threads_ = static_cast<std::size_t>(opts.integer("workers"));
     max_calls_ = static_cast<std::size_t>(opts.integer("maxcalls"));
     auto loops = options_.loops ? *options_.loops : static_cast<int>(opts.integer("loops"));
@@ -139,6 +156,7 @@ int CoreImpl::check(std::vector<std::string>& problems) {
     read_main_config(problems);
     register_builtin_commands(*this, core_registrations_);
     register_media_commands(*this, core_registrations_);
+    register_file_commands(*this, core_registrations_);
     register_resamplers(*this, core_registrations_);
     dialplan::register_builtins(*this, core_registrations_);
     rtp_->load(paths_.config_dir / "rtp.conf", problems, false);
@@ -184,6 +202,7 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
 
     register_builtin_commands(*this, core_registrations_);
     register_media_commands(*this, core_registrations_);
+    register_file_commands(*this, core_registrations_);
     register_resamplers(*this, core_registrations_);
     dialplan::register_builtins(*this, core_registrations_);
     std::vector<std::string> rtp_problems;
@@ -480,5 +499,15 @@ std::size_t CoreImpl::channel_count() const {
 }
 
 RtpEngine& CoreImpl::rtp() { return *rtp_; }
+
+std::unique_ptr<MediaReader> CoreImpl::open_sound(std::string_view name, std::string_view language, Format preferred,
+                                                  std::string& error) {
+    return tandem::open_sound(*this, name, language, preferred, error);
+}
+
+std::unique_ptr<MediaWriter> CoreImpl::create_media(const std::filesystem::path& path, Format format,
+                                                    std::string& error) {
+    return tandem::create_media(*this, path, format, error);
+}
 
 }  // namespace tandem

@@ -82,9 +82,14 @@ public:
     Registry<CliCommand>& cli_commands() override { return cli_; }
     Registry<CdrBackend>& cdr_backends() override { return cdr_backends_; }
     Registry<TranslatorInfo>& translators() override { return translators_; }
+    Registry<FileFormat>& file_formats() override { return file_formats_; }
     EventBus& events() override { return events_; }
     KvStore& kv() override { return *kv_; }
     std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) override;
+    std::unique_ptr<MediaReader> open_sound(std::string_view name, std::string_view language, Format preferred,
+                                            std::string& error) override;
+    std::unique_ptr<MediaWriter> create_media(const std::filesystem::path& path, Format format,
+                                              std::string& error) override;
     RtpEngine& rtp() override;
     std::optional<std::string> global_variable(std::string_view name) const override;
     void set_global_variable(std::string_view name, std::string value) override;
@@ -150,6 +155,7 @@ private:
     Registry<CliCommand> cli_{true};
     Registry<CdrBackend> cdr_backends_{false};
     Registry<TranslatorInfo> translators_{true};
+    Registry<FileFormat> file_formats_{true};
     EventBus events_;
     std::unique_ptr<TranslatorGraph> translation_;
     std::unique_ptr<rtp::EngineImpl> rtp_;

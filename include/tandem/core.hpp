@@ -11,6 +11,7 @@
 #include <tandem/channel.hpp>
 #include <tandem/cli.hpp>
 #include <tandem/events.hpp>
+#include <tandem/file.hpp>
 #include <tandem/log.hpp>
 #include <tandem/media.hpp>
 #include <tandem/registry.hpp>
@@ -32,6 +33,8 @@ class RtpEngine;
 
 struct Paths {
     std::filesystem::path config_dir, module_dir, run_dir, spool_dir, db_dir, log_dir;
+    // Prompts: <sounds_dir>/<language>/<name>.<ext>.
+    std::filesystem::path sounds_dir;
 };
 
 class Core {
@@ -55,6 +58,7 @@ public:
     virtual Registry<CliCommand>& cli_commands() = 0;
     virtual Registry<CdrBackend>& cdr_backends() = 0;
     virtual Registry<TranslatorInfo>& translators() = 0;
+    virtual Registry<FileFormat>& file_formats() = 0;
     virtual EventBus& events() = 0;
 
     // --- media ---
@@ -63,6 +67,23 @@ public:
     // the options, or from == to (nothing to translate). For call set-up: it
     // creates codec state, so not per frame.
     virtual std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) = 0;
+
+    // --- media files (blocking: call through run_blocking, never on a loop) ---
+    // Opens a prompt. `name` without extension ("vm-intro", "digits/7") is
+    // looked up as <sounds>/<language>/<name>.*, then <sounds>/en/<name>.*,
+    // then <sounds>/<name>.*; an absolute path is taken as it is. With an
+    // extension a registered format owns, only that file is tried. Among the
+    // variants in the first folder that has any, the one whose format is
+    // cheapest to translate to `preferred` wins (0 when equal;
+    // Format::none: any). nullptr with `error` naming what was searched.
+    virtual std::unique_ptr<MediaReader> open_sound(std::string_view name, std::string_view language, Format preferred,
+                                                    std::string& error) = 0;
+    // Creates a writer for `path`, whose extension picks the file format
+    // ("msg.wav", "rec.ulaw"); `format` chooses the encoding inside a container
+    // that has several (Format::none: its default). Relative paths are taken
+    // from the spool directory.
+    virtual std::unique_ptr<MediaWriter> create_media(const std::filesystem::path& path, Format format,
+                                                      std::string& error) = 0;
     // RTP sessions for channel drivers (tandem/rtp.hpp); configured by rtp.conf.
     virtual RtpEngine& rtp() = 0;
 

@@ -37,6 +37,8 @@ public:
     virtual Registration add(std::string name, CdrBackend backend) = 0;
     // Registered as "<from>-><to>" (translator_name()).
     virtual Registration add(TranslatorInfo translator) = 0;
+    // A file format ("wav", "ulaw"), found by its extensions.
+    virtual Registration add(std::string name, FileFormat format) = 0;
     virtual Registration subscribe(EventHandler handler) = 0;
 };
 
