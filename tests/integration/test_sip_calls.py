@@ -217,7 +217,15 @@ with t:
     peer.close()
 
     check(t.wait_for(lambda: idle(t), timeout=10), "no channel and no dialog left at the end:\n" + sip_channels(t))
+
+    # --- stopping the PBX during a call: the caller gets a BYE -------------
+    proc = sipp_call("invite_remote_bye", port, "answer", cwd=t.dir, background=True)
+    up = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up", sip_channels(t)) is not None, timeout=8)
+    check(up, "a call is up before the stop")
     rc = t.stop()
-    check(rc == 0, f"the PBX stops cleanly (exit {rc})")
+    check(rc == 0, f"the PBX stops cleanly with a call up (exit {rc})")
+    out, _ = proc.communicate(timeout=30)
+    check(proc.returncode == 0, "the caller got a BYE from the stopping PBX"
+          + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
 
 finish()
