@@ -1,7 +1,7 @@
 """chan_sip outgoing calls, driven by `channel originate`: SIP/1002 to a
 registered SIPp phone (answer, then BYE from Tandem), forking to two contacts
 of 1002 (the one that answers wins, the ringing one is cancelled), early
-media over 100rel (our PRACK), a busy
+media over 100rel (our PRACK), SRTP to a media_encryption=sdes phone, a busy
 phone (486 → USER_BUSY), an endpoint with no contact, and a trunk that
 challenges our INVITE (SIP/trunk/5551234, answered with defaultuser/secret)."""
 import os
@@ -25,6 +25,12 @@ secret = Trunk-Secret-1234
 defaultuser = acct42
 fromuser = acct42
 context = default
+
+[1003]
+type = friend
+host = dynamic
+secret = Tandem-1003-Loopback!
+media_encryption = sdes
 """
 
 
@@ -107,6 +113,25 @@ with t:
     check(t.wait_for(lambda: re.search(r"SIP/1002-\S+: call failed: 486 Busy Here \(USER_BUSY\)", t.log())
                      is not None, timeout=5), "486 hangs the channel up with USER_BUSY")
     check(t.wait_for(lambda: idle(t), timeout=5), "no channel and no dialog left after the failure")
+
+    # --- SRTP: our offer is RTP/SAVP with a key; the SAVP answer is taken -----
+    ps = free_port()
+    rc, out = sipp("register", port, "1003", password="Tandem-1003-Loopback!", local_port=ps, cwd=t.dir)
+    check(rc == 0, "1003 (media_encryption=sdes) registers")
+    srtp = uas("uas_srtp", ps)
+    time.sleep(0.3)
+    status, out = t.rx("channel originate SIP/1003 application Wait 1")
+    check(t.wait_for(lambda: re.search(r"SIP/1003-\S+\s+\d+\s+out\s+Up\s+ulaw", t.rx("sip show channels")[1])
+                     is not None, timeout=5), "the SRTP call is up")
+    finished(srtp, "the phone got RTP/SAVP with an a=crypto key and answered with its own")
+    check(t.wait_for(lambda: idle(t), timeout=5), "no channel and no dialog left after the SRTP call")
+    plain = uas("uas_answer", ps)
+    time.sleep(0.3)
+    t.rx("channel originate SIP/1003 application Wait 1")
+    finished(plain, "an answer in plain RTP to our SRTP offer is hung up at once (BYE)")
+    check(t.wait_for(lambda: re.search(r"SIP/1003-\S+: answered without usable SDP \(SRTP required", t.log())
+                     is not None, timeout=5), "and logged as refused for want of SRTP")
+    check(t.wait_for(lambda: idle(t), timeout=5), "no channel and no dialog left after the refused answer")
 
     # --- a trunk that challenges: answered with defaultuser and secret -----
     provider = uas("uas_auth", trunk_port)
