@@ -1,0 +1,207 @@
+// app_playback: Playback(), Background() and WaitExten() — prompts, and the
+// digits a caller dials over them.
+//
+// Playback plays and waits; Background plays while listening, and a digit
+// stops it and starts an extension match; WaitExten only listens. Digits
+// collected by the last two are matched against the dialplan as Asterisk
+// does: as soon as the digits form an extension of the context the call jumps
+// there; otherwise more digits are awaited (5 s between digits), and a string
+// that never matches goes to `i` (with ${INVALID_EXTEN}); no digit at all in
+// WaitExten goes to `t`. Unlike Asterisk, an extension that exists wins at
+// once even when a longer one could still match (`1` beside `100`): the core
+// has no "could match more" query yet.
+//
+// Everything runs on the channel's loop; files are opened and read on the
+// worker pool by play_sound().
+#include <tandem/core.hpp>
+#include <tandem/file.hpp>
+#include <tandem/module.hpp>
+
+#include <charconv>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace tandem;
+using namespace std::chrono_literals;
+
+constexpr auto digit_timeout = 5s;
+constexpr auto default_response_timeout = 10s;
+
+std::vector<std::string> split(std::string_view s, char sep) {
+    std::vector<std::string> out;
+    while (true) {
+        auto p = s.find(sep);
+        auto part = s.substr(0, p);
+        while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+        while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+        if (!part.empty()) out.emplace_back(part);
+        if (p == std::string_view::npos) break;
+        s.remove_prefix(p + 1);
+    }
+    return out;
+}
+
+// Playback's options are words ("skip", "noanswer&skip" in older dialplans).
+bool has_word(std::string_view options, std::string_view word) {
+    for (auto& o : split(options, '&'))
+        if (o == word) return true;
+    return false;
+}
+
+// Background's options are letters ("sn").
+bool has_flag(std::string_view options, char flag) {
+    return options.find(flag) != std::string_view::npos;
+}
+
+std::chrono::milliseconds seconds_arg(std::string_view s, std::chrono::milliseconds fallback) {
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || v <= 0) return fallback;
+    return std::chrono::milliseconds(static_cast<long long>(v * 1000));
+}
+
+// The next DTMF digit, or 0 on timeout or hangup.
+awaitable<char> next_digit(Channel& chan, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!chan.hungup()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        auto f = co_await chan.read_frame(left);
+        if (!f) break;
+        if (f->kind == FrameKind::dtmf_end) co_return static_cast<char>(f->subclass);
+    }
+    co_return 0;
+}
+
+// Collects digits after `digits` (may be empty) and jumps where they lead.
+awaitable<void> match_digits(Channel& chan, std::string context, std::string digits,
+                             std::chrono::milliseconds first_timeout) {
+    auto& core = chan.core();
+    auto cid = chan.caller().number;
+    auto exists = [&](const std::string& e) { return core.dialplan_exists(context, e, 1, cid); };
+    if (digits.empty()) {
+        char d = co_await next_digit(chan, first_timeout);
+        if (chan.hungup()) co_return;
+        if (!d) {
+            if (exists("t")) chan.jump_to(context, "t", 1);
+            co_return;
+        }
+        digits += d;
+    }
+    for (;;) {
+        if (exists(digits)) {
+            chan.jump_to(context, digits, 1);
+            co_return;
+        }
+        char d = co_await next_digit(chan, digit_timeout);
+        if (chan.hungup()) co_return;
+        if (!d) break;
+        digits += d;
+    }
+    chan.set_variable("INVALID_EXTEN", digits);
+    if (exists("i")) {
+        chan.jump_to(context, "i", 1);
+    } else {
+        core.log().notice("{}: '{}' matches nothing in [{}] and there is no 'i' extension", chan.name(), digits,
+                          context);
+    }
+}
+
+awaitable<AppResult> playback(Channel& chan, const AppArgs& args) {
+    auto files = split(args[0], '&');
+    auto options = args[1];
+    bool answered = chan.state() == ChannelState::up;
+    if (!answered && has_word(options, "skip")) {
+        chan.set_variable("PLAYBACKSTATUS", "SUCCESS");
+        co_return AppResult::next;
+    }
+    if (!answered && !has_word(options, "noanswer")) {
+        if (!co_await chan.answer()) co_return AppResult::hangup;
+    }
+    std::string status = "SUCCESS";
+    for (auto& f : files) {
+        auto r = co_await play_sound(chan, f);
+        if (r.status == PlaybackResult::Status::hungup) co_return AppResult::hangup;
+        if (!r.ok()) {
+            status = "FAILED";
+            break;
+        }
+    }
+    if (files.empty()) status = "FAILED";
+    chan.set_variable("PLAYBACKSTATUS", status);
+    co_return AppResult::next;
+}
+
+awaitable<AppResult> background(Channel& chan, const AppArgs& args) {
+    auto files = split(args[0], '&');
+    auto options = args[1];
+    std::string context = args[3].empty() ? chan.context() : args[3];
+    bool answered = chan.state() == ChannelState::up;
+    if (!answered && has_flag(options, 's')) co_return AppResult::next;
+    if (!answered && !has_flag(options, 'n')) {
+        if (!co_await chan.answer()) co_return AppResult::hangup;
+    }
+    std::string saved_language = chan.language();
+    if (!args[2].empty()) chan.language() = args[2];
+    char digit = 0;
+    bool failed = false;
+    for (auto& f : files) {
+        auto r = co_await play_sound(chan, f, any_dtmf);
+        if (r.status == PlaybackResult::Status::hungup) co_return AppResult::hangup;
+        if (r.status == PlaybackResult::Status::interrupted) {
+            digit = r.digit;
+            break;
+        }
+        if (!r.ok()) failed = true;
+    }
+    chan.language() = saved_language;
+    chan.set_variable("BACKGROUNDSTATUS", failed ? "FAILED" : "SUCCESS");
+    if (digit) co_await match_digits(chan, context, std::string(1, digit), 0ms);
+    co_return chan.hungup() ? AppResult::hangup : AppResult::next;
+}
+
+awaitable<AppResult> wait_exten(Channel& chan, const AppArgs& args) {
+    auto timeout = seconds_arg(args[0], default_response_timeout);
+    co_await match_digits(chan, chan.context(), {}, timeout);
+    co_return chan.hungup() ? AppResult::hangup : AppResult::next;
+}
+
+class PlaybackModule final : public Module {
+public:
+    void load(Host& host) override {
+        regs_.push_back(host.add(
+            "Playback", Application{"Play one or more files", "Playback(filename[&filename2...][,options])",
+                                    "Plays each file (name without extension, looked up in the channel's language,\n"
+                                    "then English) and continues. Answers the channel first unless asked not to.\n"
+                                    "Options: skip — do nothing if the channel is not answered; noanswer — play\n"
+                                    "without answering (early media).\n"
+                                    "Sets PLAYBACKSTATUS to SUCCESS, or FAILED when a file is missing or unreadable.",
+                                    1, 2, playback}));
+        regs_.push_back(host.add(
+            "Background", Application{"Play files while listening for digits",
+                                      "Background(filename[&filename2...][,options[,langoverride[,context]]])",
+                                      "Plays the files; a DTMF digit stops them and the digits dialled are matched\n"
+                                      "against the extensions of the context (default: the current one): a match\n"
+                                      "jumps there, a string that matches nothing goes to 'i'. When the files end\n"
+                                      "without a digit the dialplan continues (usually with WaitExten).\n"
+                                      "Options: s — skip if not answered; n — do not answer.\n"
+                                      "langoverride plays in that language instead of CHANNEL(language).\n"
+                                      "Sets BACKGROUNDSTATUS to SUCCESS or FAILED.",
+                                      1, 4, background}));
+        regs_.push_back(host.add(
+            "WaitExten", Application{"Wait for the caller to dial an extension", "WaitExten([seconds])",
+                                     "Waits for digits (default 10 s for the first, 5 s between digits) and jumps\n"
+                                     "to the extension they form. No digit: 't' if it exists, else the next priority.\n"
+                                     "Digits that match nothing: 'i' (with ${INVALID_EXTEN}) if it exists.",
+                                     0, 2, wait_exten}));
+    }
+
+private:
+    std::vector<Registration> regs_;
+};
+
+}  // namespace
+
+TANDEM_MODULE(PlaybackModule)
