@@ -226,7 +226,10 @@ void SipCall::on_reinvite(const CallEvent& e) {
         a->call_respond(id, 488, "Not Acceptable Here");
         return;
     }
-    apply(out.plan);
+    if (!apply(out.plan)) {
+        a->call_respond(id, 488, "Not Acceptable Here");
+        return;
+    }
     a->call_respond(id, 200, "OK", format_sdp(out.answer));
 }
 
@@ -274,7 +277,12 @@ void SipCall::handle(const CallEvent& e) {
                 hangup_channel(cause::bearer_capability_notavail);
                 return;
             }
-            if (p) apply(*p);
+            if (p && !apply(*p)) {
+                if (auto* a = agent()) a->call_hangup(winner, 0);
+                state = State::ended;
+                hangup_channel(cause::bearer_capability_notavail);
+                return;
+            }
             attach_media_handler();
             state = State::up;
             if (auto c = chan()) c->on_answered();
@@ -624,6 +632,12 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
         }
         call->answer_sdp = format_sdp(out.answer);
         call->plan = out.plan;
+        // Keys and payload types go to the RTP session now: a key the engine
+        // refuses is a 488 before any channel exists.
+        if (!call->apply(out.plan)) {
+            refuse(488);
+            return;
+        }
     } else {
         call->late_offer = true;
         call->offer = make_offer(call->policy, call->local);
@@ -651,7 +665,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     chan->set_variable("SIPDOMAIN", rq.request_uri);
     chan->set_variable("SIPPEER", ep->name);
     chan->set_position(ep->context.empty() ? s->general.context : ep->context, exten, 1);
-    if (call->plan) call->apply(*call->plan);
+    if (call->plan) chan->set_native_format(call->plan->format);
     call->remote_party = rq.source.str();
     chan->set_state(ChannelState::ring);
     log_.info("{}: call from {} <{}> ({}) to {}@{}", chan->name(), cid.name, cid.number, rq.source.str(), exten,
