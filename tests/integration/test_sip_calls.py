@@ -124,6 +124,15 @@ with t:
     check(re.search(r"SIPTEST ended answer cause 16 qos ssrc=\d+;themssrc=\d+;lp=-?\d+;rxjitter=[\d.]+;rxcount=\d+",
                     t.log()) is not None, "RTP statistics are in ${RTPAUDIOQOS} when the caller hangs up")
 
+    # --- late offer: INVITE without SDP, answer in the ACK -------------------
+    proc = sipp_call("invite_late_offer", port, "answer", hold_ms=1500, cwd=t.dir, background=True)
+    late = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up\s+ulaw\s+1001\s+127\.0\.0\.1:\d+",
+                                        sip_channels(t)) is not None, timeout=8)
+    check(late, "late offer: the answer in the ACK sets the codec and the remote RTP address")
+    out, _ = proc.communicate(timeout=30)
+    check(proc.returncode == 0, "late offer: our offer in the 200 (every allowed codec), ACK with the answer, BYE"
+          + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
+
     # --- hold and resume by re-INVITE ---------------------------------------
     proc = sipp_call("invite_hold", port, "answer", hold_ms=1500, cwd=t.dir, background=True)
     held = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Hold\s+ulaw", sip_channels(t)) is not None,
