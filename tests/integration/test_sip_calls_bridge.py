@@ -32,6 +32,7 @@ def bridge_context(conf_dir):
     text = re.sub(r"(?m)^context = default$", "context = bridgetest", text)
     # The answering SIPp follows a script: an OPTIONS from qualify would break it.
     text = re.sub(r"(?m)^qualify = yes$", "qualify = no", text)
+    text = text.replace('description = Back office', 'description = Back office\ndtmfmode = info')
     with open(path, "w") as f:
         f.write(text)
 
@@ -84,6 +85,19 @@ with t:
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
     check(t.wait_for(lambda: "0 active SIP channels (0 dialogs)" in t.rx("sip show channels")[1], timeout=5),
           "no SIP dialog left")
+
+    # --- DTMF by SIP INFO from the caller reaches a dtmfmode=info callee -----
+    uas = subprocess.Popen([SIPP, "-sf", os.path.join(HERE, "uas_info.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+                            "-mp", str(free_port()), "-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
+    time.sleep(0.3)
+    rc, out = sipp_call("invite_info", port, "1002", hold_ms=1500, timeout=20, cwd=t.dir)
+    check(rc == 0, "the caller sends digit 5 as SIP INFO" + ("" if rc == 0 else ":\n" + out[-3000:]))
+    out, _ = uas.communicate(timeout=40)
+    check(uas.returncode == 0, "the callee (dtmfmode=info) gets it as SIP INFO Signal=5"
+          + ("" if uas.returncode == 0 else ":\n" + out[-3000:]))
+    check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left after the INFO call")
+
     rc = t.stop()
     check(rc == 0, f"the PBX stops cleanly (exit {rc})")
 
