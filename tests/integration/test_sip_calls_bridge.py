@@ -22,6 +22,9 @@ DIALPLAN = """
 [bridgetest]
 exten => _100X,1,Dial(SIP/${EXTEN},30)
  same => n,Hangup()
+exten => short1002,1,Dial(SIP/1002,2)
+ same => n,Verbose(1,BRIDGETEST dial status ${DIALSTATUS})
+ same => n,Hangup(NOANSWER)
 """
 
 
@@ -85,6 +88,20 @@ with t:
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
     check(t.wait_for(lambda: "0 active SIP channels (0 dialogs)" in t.rx("sip show channels")[1], timeout=5),
           "no SIP dialog left")
+
+    # --- Dial's timeout cancels the ringing callee -----------------------------
+    uas = subprocess.Popen([SIPP, "-sf", os.path.join(HERE, "uas_ring.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+                            "-mp", str(free_port()), "-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
+    time.sleep(0.3)
+    rc, out = sipp_call("invite_unavailable", port, "short1002", timeout=20, cwd=t.dir)
+    check(rc == 0, "Dial(SIP/1002,2) unanswered, then Hangup(NOANSWER): the caller gets 180 then 480"
+          + ("" if rc == 0 else ":\n" + out[-3000:]))
+    out, _ = uas.communicate(timeout=40)
+    check(uas.returncode == 0, "the ringing callee is cancelled when Dial times out (CANCEL, 487, ACK)"
+          + ("" if uas.returncode == 0 else ":\n" + out[-3000:]))
+    check("BRIDGETEST dial status NOANSWER" in t.log(), "DIALSTATUS is NOANSWER")
+    check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left after the timeout")
 
     # --- DTMF by SIP INFO from the caller reaches a dtmfmode=info callee -----
     uas = subprocess.Popen([SIPP, "-sf", os.path.join(HERE, "uas_info.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
