@@ -89,6 +89,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     bool held = false;
     std::string dtmfmode = "rfc4733";
     std::string remote_party;
+    std::string sip_call_id;
     // Dialogs: one for an incoming call, one per contact for an outgoing one.
     std::vector<std::uint64_t> dialogs;
     std::size_t live = 0;
@@ -111,7 +112,8 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
         CallSummary s;
         if (auto c = chan()) s.channel = c->name();
         s.endpoint = endpoint;
-        for (auto id : dialogs) s.call_id += (s.call_id.empty() ? "" : ",") + std::to_string(id);
+        s.call_id = sip_call_id.empty() ? "-" : sip_call_id;
+        for (auto id : dialogs) s.dialogs += (s.dialogs.empty() ? "" : ",") + std::to_string(id);
         s.state = state == State::up      ? (held ? "Hold" : "Up")
                   : state == State::early ? "Early"
                   : state == State::ended ? "Down"
@@ -240,6 +242,7 @@ void SipCall::on_event(const CallEvent& e) {
 
 void SipCall::handle(const CallEvent& e) {
     using K = CallEvent::Kind;
+    if (outbound && !e.sip_call_id.empty() && (winner == 0 || winner == e.call)) sip_call_id = e.sip_call_id;
     switch (e.kind) {
         case K::progress: {
             if (winner || state == State::ended) return;
@@ -667,6 +670,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     chan->set_position(ep->context.empty() ? s->general.context : ep->context, exten, 1);
     if (call->plan) chan->set_native_format(call->plan->format);
     call->remote_party = rq.source.str();
+    call->sip_call_id = rq.call_id;
     chan->set_state(ChannelState::ring);
     log_.info("{}: call from {} <{}> ({}) to {}@{}", chan->name(), cid.name, cid.number, rq.source.str(), exten,
               chan->context());

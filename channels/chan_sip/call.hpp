@@ -45,7 +45,8 @@ struct SipCall;
 struct CallSummary {
     std::string channel;
     std::string endpoint;
-    std::string call_id;  // Tandem's dialog id(s)
+    std::string call_id;  // the SIP Call-ID ("-" before an outgoing call hears back)
+    std::string dialogs;  // Tandem's dialog id(s)
     std::string state;
     std::string codec;
     std::string peer;  // remote RTP address

@@ -244,11 +244,12 @@ awaitable<int> show_channels(Service weak, CliRequest& r) {
     if (!svc) co_return cli_status::failure;
     if (!r.args.empty()) co_return cli_status::usage;
     auto calls = svc->calls().summaries();
-    constexpr auto row = "{:<32} {:<12} {:<6} {:<4} {:<6} {:<8} {}\n";
-    r.out.print(row, "Channel", "Call id", "Dir", "State", "Codec", "Endpoint", "Peer address");
+    constexpr auto row = "{:<28} {:<32} {:<4} {:<5} {:<6} {:<10} {:<21} {}\n";
+    r.out.print(row, "Channel", "Call-ID", "Dir", "State", "Codec", "Endpoint", "Peer address", "Dialogs");
     for (auto& c : calls)
-        r.out.print(row, c.channel, c.call_id, c.outbound ? "out" : "in", c.state, c.codec,
-                    c.endpoint.empty() ? "-" : c.endpoint, c.peer);
+        r.out.print(row, c.channel, c.call_id.size() > 32 ? c.call_id.substr(0, 31) + "~" : c.call_id,
+                    c.outbound ? "out" : "in", c.state, c.codec, c.endpoint.empty() ? "-" : c.endpoint, c.peer,
+                    c.dialogs);
     r.out.print("{} active SIP channel{} ({} dialogs)\n", calls.size(), calls.size() == 1 ? "" : "s",
                 svc->agent().dialogs());
     co_return cli_status::ok;
@@ -302,8 +303,8 @@ std::vector<Registration> register_cli(Host& host, std::shared_ptr<SipService> s
                        show_registrations, endpoints));
     regs.push_back(add({"sip", "show", "channels"}, "List SIP calls in progress",
                        "Usage: sip show channels\n"
-                       "  Each SIP channel with its dialog id(s), direction, state, codec, endpoint\n"
-                       "  and the remote RTP address.",
+                       "  Each SIP channel with its SIP Call-ID, direction, state (Setup, Early, Up,\n"
+                       "  Hold), codec, endpoint, remote RTP address and Tandem's dialog id(s).",
                        show_channels));
     regs.push_back(add({"sip", "show", "bans"}, "List addresses banned (or close to it) for failed authentication",
                        "Usage: sip show bans", show_bans));

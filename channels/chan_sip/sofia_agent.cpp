@@ -768,6 +768,7 @@ void SofiaAgent::Impl::emit(Dialog& d, CallEvent::Kind kind, int status, const c
     e.kind = kind;
     e.status = status;
     if (phrase) e.phrase = phrase;
+    if (sip && sip->sip_call_id && sip->sip_call_id->i_id) e.sip_call_id = sip->sip_call_id->i_id;
     if (body_is_sdp(sip)) e.sdp = body_of(sip);
     callbacks.on_call_event(std::move(e));
 }

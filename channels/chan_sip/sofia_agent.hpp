@@ -83,6 +83,7 @@ struct CallEvent {
     };
     std::uint64_t call = 0;
     Kind kind = Kind::ended;
+    std::string sip_call_id;  // the message's Call-ID, when there is a message
     int status = 0;
     std::string phrase;
     std::string sdp;

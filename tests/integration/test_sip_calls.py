@@ -107,11 +107,13 @@ with t:
 
     # --- challenged, authenticated, answered with SDP; the caller hangs up --
     sipp_proc = sipp_call("invite_bye", port, "answer", hold_ms=2500, cwd=t.dir, background=True)
-    up = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up\s+ulaw\s+1001", sip_channels(t)) is not None,
+    up = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up\s+ulaw\s+1001", sip_channels(t)) is not None,
                     timeout=8)
     shown = sip_channels(t)
     check(up, "sip show channels lists the answered call: direction, state, codec, endpoint" + ("" if up else
                                                                                                   ":\n" + shown))
+    check(re.search(r"SIP/1001-\S+\s+\d+-\d+@127\.0\.0\.1\s+in", shown) is not None,
+          "sip show channels shows the caller's SIP Call-ID:\n" + shown)
     out, _ = sipp_proc.communicate(timeout=30)
     check(sipp_proc.returncode == 0, "401, INVITE with credentials, 200 with SDP (PCMU and telephone-event), ACK, "
           "BYE, 200" + ("" if sipp_proc.returncode == 0 else ":\n" + out[-3000:]))
@@ -126,7 +128,7 @@ with t:
 
     # --- late offer: INVITE without SDP, answer in the ACK -------------------
     proc = sipp_call("invite_late_offer", port, "answer", hold_ms=1500, cwd=t.dir, background=True)
-    late = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up\s+ulaw\s+1001\s+127\.0\.0\.1:\d+",
+    late = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up\s+ulaw\s+1001\s+127\.0\.0\.1:\d+",
                                         sip_channels(t)) is not None, timeout=8)
     check(late, "late offer: the answer in the ACK sets the codec and the remote RTP address")
     out, _ = proc.communicate(timeout=30)
@@ -135,11 +137,11 @@ with t:
 
     # --- hold and resume by re-INVITE ---------------------------------------
     proc = sipp_call("invite_hold", port, "answer", hold_ms=1500, cwd=t.dir, background=True)
-    held = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Hold\s+ulaw", sip_channels(t)) is not None,
+    held = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Hold\s+ulaw", sip_channels(t)) is not None,
                       timeout=8)
     check(held, "a re-INVITE with a=sendonly puts the call on hold (answered a=recvonly)")
     resumed = held and t.wait_for(
-        lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up\s+ulaw", sip_channels(t)) is not None, timeout=5)
+        lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up\s+ulaw", sip_channels(t)) is not None, timeout=5)
     check(resumed, "a re-INVITE with a=sendrecv resumes it")
     out, _ = proc.communicate(timeout=30)
     check(proc.returncode == 0, "hold/resume call: both re-INVITEs answered with the mirrored direction, BYE"
@@ -229,7 +231,7 @@ with t:
 
     # --- stopping the PBX during a call: the caller gets a BYE -------------
     proc = sipp_call("invite_remote_bye", port, "answer", cwd=t.dir, background=True)
-    up = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up", sip_channels(t)) is not None, timeout=8)
+    up = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up", sip_channels(t)) is not None, timeout=8)
     check(up, "a call is up before the stop")
     rc = t.stop()
     check(rc == 0, f"the PBX stops cleanly with a call up (exit {rc})")

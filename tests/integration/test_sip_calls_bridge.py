@@ -66,8 +66,8 @@ with t:
     time.sleep(0.3)
     caller = sipp_call("invite_pcap", port, "1002", hold_ms=3000, timeout=20,
                        cwd=t.dir, background=True)
-    both = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\d+\s+in\s+Up\s+alaw", t.rx("sip show channels")[1])
-                      and re.search(r"SIP/1002-\S+\s+\d+\s+out\s+Up\s+alaw", t.rx("sip show channels")[1]),
+    both = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up\s+alaw", t.rx("sip show channels")[1])
+                      and re.search(r"SIP/1002-\S+\s+\S+\s+out\s+Up\s+alaw", t.rx("sip show channels")[1]),
                       timeout=10)
     check(both, "sip show channels: the caller's leg (in) and the callee's leg (out), both up in alaw:\n"
           + t.rx("sip show channels")[1])
