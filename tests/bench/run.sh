@@ -6,3 +6,5 @@ build=${1:-build}
 "$build/bin/bench_dialplan" 100000 200
 echo
 "$build/bin/bench_channels" 10000 10
+echo
+"$build/bin/bench_rtp_relay" 100 500 1000 2000
