@@ -263,7 +263,9 @@ void SipCall::handle(const CallEvent& e) {
             return;
         }
         case K::answered: {
-            if (winner && winner != e.call) return;  // the agent BYEs it: we cancelled it
+            // Hung up here while the 200 was on its way: the agent BYEs it
+            // when our hangup reaches it (or did already, for a cancelled fork).
+            if (state == State::ended || (winner && winner != e.call)) return;
             winner = e.call;
             if (auto* a = agent())
                 for (auto other : dialogs)
