@@ -32,6 +32,11 @@ public:
         two->caller() = chan.caller();
         two->dialed_number() = pair_->exten;
         two->inherit_from(chan);
+        // As in Asterisk, `;2` gets every variable of `;1`, not only the
+        // inheritable ones: `_VAR` set by the caller of Dial(Local/...) is
+        // seen by the dialplan behind the Local channel.
+        for (auto& v : chan.variables())
+            if (v.inherit == 0) two->set_variable(v.name, v.value);
         two->set_position(pair_->context, pair_->exten, 1);
         two->set_state(ChannelState::ring);
         chan.core().start_pbx(two);
