@@ -85,7 +85,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     bool final_sent = false;
     int refused_with = 0;  // the final failure we answered, if any
     bool reliable = false;
-    bool late_offer = false;  // incoming INVITE without SDP: we offer in the 200
+    bool late_offer = false;  // an INVITE without SDP: we offered in the 200, the ACK answers
     bool held = false;
     std::string dtmfmode = "rfc4733";
     std::string remote_party;
@@ -208,10 +208,12 @@ void SipCall::on_reinvite(const CallEvent& e) {
     if (!a) return;
     auto id = e.call;
     if (e.sdp.empty()) {
-        // An offerless re-INVITE: offer what we have, as it is.
+        // An offerless re-INVITE: offer again; the answer comes in the ACK.
         ++local_version;
         local.session_version = std::to_string(local_version);
-        a->call_respond(id, 200, "OK", format_sdp(make_offer(policy, local)));
+        offer = make_offer(policy, local);
+        late_offer = true;
+        a->call_respond(id, 200, "OK", format_sdp(offer));
         return;
     }
     std::string error;
@@ -304,6 +306,7 @@ void SipCall::handle(const CallEvent& e) {
             return;
         case K::ack:
             if (late_offer && !e.sdp.empty()) {
+                late_offer = false;
                 std::string error;
                 auto sdp = parse_sdp(e.sdp, &error);
                 std::optional<MediaPlan> p;

@@ -131,6 +131,9 @@ with t:
     late = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up\s+ulaw\s+1001\s+127\.0\.0\.1:\d+",
                                         sip_channels(t)) is not None, timeout=8)
     check(late, "late offer: the answer in the ACK sets the codec and the remote RTP address")
+    switched = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up\s+alaw", sip_channels(t)) is not None,
+                          timeout=5)
+    check(switched, "an offerless re-INVITE: our new offer in the 200, the ACK's answer switches to alaw")
     out, _ = proc.communicate(timeout=30)
     check(proc.returncode == 0, "late offer: our offer in the 200 (every allowed codec), ACK with the answer, BYE"
           + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
