@@ -46,7 +46,7 @@ def calltest_context(conf_dir):
     path = os.path.join(conf_dir, "sip.conf")
     with open(path) as f:
         text = f.read()
-    text = re.sub(r"(?m)^context = default$", "context = calltest", text)
+    text = re.sub(r"(?m)^context = phones .*$", "context = calltest", text)
     with open(path, "w") as f:
         f.write(text)
 

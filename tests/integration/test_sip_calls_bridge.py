@@ -1,5 +1,6 @@
 """chan_sip end to end through Dial: SIPp as 1002 registers and answers, SIPp
-as 1001 calls it through Tandem (`Dial(SIP/${EXTEN},30)`); audio from the
+as 1001 calls it through Tandem (the sample [phones] context:
+`Dial(SIP/${EXTEN},30)`); audio from the
 caller (a PCMA recording) reaches the callee, whose echo comes back, through
 both RTP sessions; then BYE. Needs app_dial (skipped, and said so, when the
 module is not built)."""
@@ -20,8 +21,8 @@ if MODULE_DIR and not os.path.exists(os.path.join(MODULE_DIR, "app_dial.so")):
 
 DIALPLAN = """
 [bridgetest]
-exten => _100X,1,Dial(SIP/${EXTEN},30)
- same => n,Hangup()
+; 1001 -> 1002 goes through the sample [phones] context: Dial(SIP/${EXTEN},30).
+include => phones
 exten => short1002,1,Dial(SIP/1002,2)
  same => n,Verbose(1,BRIDGETEST dial status ${DIALSTATUS})
  same => n,Hangup(NOANSWER)
@@ -32,7 +33,7 @@ def bridge_context(conf_dir):
     path = os.path.join(conf_dir, "sip.conf")
     with open(path) as f:
         text = f.read()
-    text = re.sub(r"(?m)^context = default$", "context = bridgetest", text)
+    text = re.sub(r"(?m)^context = phones .*$", "context = bridgetest", text)
     # The answering SIPp follows a script: an OPTIONS from qualify would break it.
     text = re.sub(r"(?m)^qualify = yes$", "qualify = no", text)
     text = text.replace('description = Back office', 'description = Back office\ndtmfmode = info')

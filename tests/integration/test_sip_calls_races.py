@@ -34,7 +34,7 @@ def race_context(conf_dir):
     with open(path) as f:
         text = f.read()
     with open(path, "w") as f:
-        f.write(re.sub(r"(?m)^context = default$", "context = racetest", text))
+        f.write(re.sub(r"(?m)^context = phones .*$", "context = racetest", text))
 
 
 def md5(s):
