@@ -464,3 +464,31 @@ TEST_CASE("apps: Playtones plays the country's tone in the background until Stop
     REQUIRE(a.wait_var(chan2->name(), "DONE"));
     CHECK(cap2->count() == 5);  // a '!' list ends by itself
 }
+
+TEST_CASE("apps: Echo sends the caller's frames back untranslated until #") {
+    AppCore a("[t]\nexten => e,1,Echo()\n same => n,Set(DONE=1)\n");
+    auto cap = std::make_shared<Capture>();
+    auto chan = a.call("t", "e", cap, Format::ulaw);
+    REQUIRE(a.tc.wait_for([&] { return chan->state() == ChannelState::up; }));
+    std::this_thread::sleep_for(100ms);  // Echo() is reading by now
+    boost::asio::post(chan->executor(), [chan] {
+        std::vector<std::uint8_t> bytes(160);
+        for (int i = 0; i < 5; ++i) {
+            std::fill(bytes.begin(), bytes.end(), static_cast<std::uint8_t>(0x10 + i));
+            Frame f;
+            f.kind = FrameKind::voice;
+            f.subclass = static_cast<std::uint32_t>(Format::ulaw);
+            f.samples = 160;
+            f.set_payload(bytes);
+            chan->on_frame(f);
+        }
+        chan->on_frame(Frame::digit(FrameKind::dtmf_end, '#'));
+    });
+    REQUIRE(a.wait_var(chan->name(), "DONE"));
+    std::lock_guard l(cap->mu);
+    REQUIRE(cap->frames.size() == 5);
+    for (int i = 0; i < 5; ++i) {
+        CHECK(cap->frames[i].subclass == static_cast<std::uint32_t>(Format::ulaw));
+        CHECK(cap->frames[i].payload()[0] == 0x10 + i);
+    }
+}
