@@ -722,3 +722,73 @@ TEST_CASE("rtp: the core's engine reads rtp.conf and registers its commands") {
     CHECK(port >= 10000);
     CHECK(port < 20000);
 }
+
+TEST_CASE("rtp: destroying or closing a session with reads pending is safe") {
+    Fixture fx;
+    Peer p;
+    {
+        auto s = fx.make();
+        s->set_remote(localhost, p.port());
+        for (int i = 0; i < 5; ++i) p.next(s->local_port());
+        fx.run_for(5ms);  // the wait is armed and data is queued
+        for (int i = 0; i < 5; ++i) p.next(s->local_port());
+    }  // destroyed without close(), with a wait pending
+    fx.run_for(20ms);
+    CHECK(fx.engine.session_count() == 0);
+
+    // Closing from inside its own handler, with more packets in the same batch.
+    auto s = fx.make();
+    s->set_remote(localhost, p.port());
+    int calls = 0;
+    s->set_frame_handler([&](const Frame&) {
+        ++calls;
+        s->close();
+    });
+    for (int i = 0; i < 5; ++i) p.next(s->local_port());
+    fx.run_for(30ms);
+    CHECK(calls == 1);
+    CHECK(s->closed());
+    // Replacing the handler from inside it.
+    auto t = fx.make();
+    t->set_remote(localhost, p.port());
+    Collected second;
+    int first = 0;
+    t->set_frame_handler([&](const Frame&) {
+        ++first;
+        t->set_frame_handler(second.handler());
+    });
+    for (int i = 0; i < 3; ++i) p.next(t->local_port());
+    REQUIRE(fx.run_until([&] { return second.frames.size() == 2; }));
+    CHECK(first == 1);
+}
+
+TEST_CASE("rtp: rtp.conf is checked with file:line errors and applied on load") {
+    auto dir = test::temp_dir("tandem-rtp-conf-");
+    QuietSink sink;
+    rtp::EngineImpl engine(sink);
+    std::ofstream(dir / "rtp.conf") << "[general]\nrtpstart = 30000\nrtpend = 30100\nstrictrtp = no\n"
+                                       "rtcpinterval = 1000\njbenable = yes\njbmaxsize = 300\n";
+    std::vector<std::string> problems;
+    CHECK(engine.load(dir / "rtp.conf", problems));
+    CHECK(problems.empty());
+    auto s = engine.settings();
+    CHECK(s.rtp_start == 30000);
+    CHECK(s.rtp_end == 30100);
+    CHECK_FALSE(s.strict_rtp);
+    CHECK(s.rtcp_interval == 1000ms);
+    CHECK(s.jitter_buffer);
+    CHECK(s.jitter.max_delay == 300ms);
+
+    std::ofstream(dir / "rtp.conf") << "[general]\nrtpstart = 40000\nrtpend = 30000\nbindaddr = nowhere\n"
+                                       "strictrtp = perhaps\n[other]\n";
+    problems.clear();
+    CHECK_FALSE(engine.load(dir / "rtp.conf", problems, false));
+    CHECK(problems.size() == 4);
+    for (auto& p : problems) CHECK(p.find("rtp.conf:") != std::string::npos);
+    CHECK(engine.settings().rtp_start == 30000);  // a check does not apply
+    // A missing file means the defaults.
+    problems.clear();
+    CHECK(engine.load(dir / "absent.conf", problems));
+    CHECK(engine.settings().rtp_start == 10000);
+    std::filesystem::remove_all(dir);
+}
