@@ -200,6 +200,31 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
         co_return AppResult::next;
     }
 
+    // Progress reaches a caller not yet answered: ringing once, progress as it
+    // comes, and the early media of one leg only — the first that sends any —
+    // since two callees' audio cannot be interleaved into one stream.
+    struct Early {
+        bool rang = false;
+        const Channel* media_from = nullptr;
+    } early;
+    auto relay_progress = [&caller, &early, ring = opts->ring](const Channel& from) {
+        return [&caller, &early, ring, &from](const Frame& f) {
+            if (ring || caller.state() == ChannelState::up) return;
+            if (f.kind == FrameKind::control) {
+                auto i = static_cast<Indication>(f.subclass);
+                if (i == Indication::ringing && !early.rang) {
+                    early.rang = true;
+                    caller.indicate(i);
+                } else if (i == Indication::progress || i == Indication::proceeding) {
+                    caller.indicate(i);
+                }
+            } else if (f.kind == FrameKind::voice) {
+                if (!early.media_from) early.media_from = &from;
+                if (early.media_from == &from) caller.write(f);
+            }
+        };
+    };
+
     Legs legs(caller);
     Failure worst = Failure::none;  // the most telling failure so far
     int last_cause = 0;
@@ -225,19 +250,6 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
         if (rank(f) > rank(worst)) worst = f;
     };
 
-    // Early media and progress reach the caller only until someone answers.
-    auto relay_progress = [&caller, ring = opts->ring](const Frame& f) {
-        if (ring || caller.state() == ChannelState::up) return;
-        if (f.kind == FrameKind::control) {
-            auto i = static_cast<Indication>(f.subclass);
-            if (i == Indication::ringing || i == Indication::progress || i == Indication::proceeding) {
-                caller.indicate(i);
-            }
-        } else if (f.kind == FrameKind::voice) {
-            caller.write(f);
-        }
-    };
-
     for (auto& dest : destinations) {
         int why = 0;
         auto out = core.request_channel(dest, &caller, why);
@@ -261,7 +273,7 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
         out->last_app() = "AppDial";
         out->last_data() = "(Outgoing Line)";
         out->set_position(caller.context(), caller.exten(), 1);
-        out->set_frame_observer(relay_progress);
+        out->set_frame_observer(relay_progress(*out));
         legs.add(out);
     }
     if (legs.all().empty()) {

@@ -241,3 +241,42 @@ exten => s,1,Answer()
     chan->request_hangup();
     fx.finish(chan, out);
 }
+
+TEST_CASE("Dial: progress and early media reach the caller while it rings; ringing once") {
+    DialFixture fx;
+    auto out = std::make_shared<Result>();
+    auto chan = fx.start("Local/s@ring&Local/s@slow", "10", "", out);
+    std::vector<std::shared_ptr<Channel>> dialplan_halves;
+    REQUIRE(fx.t.wait_for([&] {
+        dialplan_halves.clear();
+        for (auto& c : fx.t.core->channels())
+            if (c->name().find("Local/") == 0 && c->last_app() == "Wait") dialplan_halves.push_back(c);
+        return dialplan_halves.size() == 2;
+    }));
+    std::promise<void> done;
+    asio::post(chan->loop(), [&] {
+        Frame f;
+        f.kind = FrameKind::voice;
+        f.subclass = static_cast<std::uint32_t>(Format::slin8);
+        f.samples = 160;
+        std::vector<std::uint8_t> pcm(320, 3);
+        f.set_payload(pcm);
+        for (auto& two : dialplan_halves) {
+            two->indicate(Indication::progress);
+            two->write(f);  // only the first leg's early media is passed on
+        }
+        done.set_value();
+    });
+    done.get_future().get();
+    CHECK(fx.t.wait_for([&] {
+        std::lock_guard lock(fx.seen->mu);
+        return fx.seen->written.size() == 1;
+    }));
+    chan->request_hangup();
+    fx.finish(chan, out);
+    CHECK(out->vars["DIALSTATUS"] == "CANCEL");
+    std::lock_guard lock(fx.seen->mu);
+    CHECK(fx.seen->written.size() == 1);
+    CHECK(std::count(fx.seen->indications.begin(), fx.seen->indications.end(), Indication::ringing) == 1);
+    CHECK(std::count(fx.seen->indications.begin(), fx.seen->indications.end(), Indication::progress) == 2);
+}
