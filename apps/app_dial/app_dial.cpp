@@ -360,7 +360,9 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
     log.info("{}: Dial: {} answered", caller.name(), peer->name());
     caller.set_variable("DIALEDPEERNAME", peer->name());
     caller.set_variable("DIALEDPEERNUMBER", std::string(peer->dialed_number()));
-    caller.connected() = peer->connected();
+    // Who the caller is now talking to: what the callee's driver learnt of
+    // it (connected line), else the number dialled.
+    caller.connected() = peer->connected().empty() ? CallerId{"", peer->dialed_number()} : peer->connected();
     if (!co_await caller.answer()) {
         legs.end(*winner, cause::normal_clearing);
         finish("CANCEL");
