@@ -317,3 +317,43 @@ TEST_CASE("sip info: DTMF in application/dtmf-relay and application/dtmf bodies"
     CHECK(parse_info_digit("application/dtmf", "") == 0);
     CHECK(parse_info_digit("application/dtmf-relay", std::string(5000, '=')) == 0);
 }
+
+TEST_CASE("sdp: random mutations of real offers never crash the parser or the negotiation") {
+    // A fixed seed keeps failures reproducible.
+    std::uint32_t state = 12345;
+    auto next = [&] {
+        state = state * 1664525u + 1013904223u;
+        return state >> 8;
+    };
+    const std::string seeds[] = {asterisk_offer, baresip_offer, sipp_offer};
+    int parsed = 0;
+    for (int i = 0; i < 3000; ++i) {
+        std::string text = seeds[i % 3];
+        int edits = 1 + static_cast<int>(next() % 8);
+        for (int e = 0; e < edits && !text.empty(); ++e) {
+            auto pos = next() % text.size();
+            switch (next() % 4) {
+                case 0:
+                    text[pos] = static_cast<char>(next() & 0xff);
+                    break;
+                case 1:
+                    text.erase(pos, 1 + next() % 10);
+                    break;
+                case 2:
+                    text.insert(pos, std::string(1 + next() % 5, static_cast<char>(next() & 0xff)));
+                    break;
+                default:
+                    text.insert(pos, "\r\nm=audio 1 RTP/AVP 96\r\na=rtpmap:96 x/0/0\r\n");
+                    break;
+            }
+        }
+        auto s = parse_sdp(text);
+        if (!s) continue;
+        ++parsed;
+        auto out = answer_offer(*s, policy({Format::opus, Format::ulaw, Format::g722}), local());
+        CHECK((out.status == 200 || out.status == 488));
+        (void)format_sdp(out.answer);
+        (void)accept_answer(make_offer(policy({Format::ulaw}), local()), *s, policy({Format::ulaw}));
+    }
+    CHECK(parsed > 100);  // the mutations still exercise the negotiation, not only the refusals
+}
