@@ -792,3 +792,38 @@ TEST_CASE("rtp: rtp.conf is checked with file:line errors and applied on load") 
     CHECK(engine.settings().rtp_start == 10000);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("rtp: a new SSRC starts a new sequence; variable-rate frames take samples from timestamps") {
+    Fixture fx;
+    auto s = fx.make();
+    Peer p;
+    s->set_remote(localhost, p.port());
+    s->map_payload(96, Format::opus);
+    Collected got;
+    s->set_frame_handler(got.handler());
+    for (int i = 0; i < 3; ++i) {
+        p.send_rtp(s->local_port(), 96, p.seq++, p.ts, 60);
+        p.ts += 960;
+    }
+    REQUIRE(fx.run_until([&] { return got.frames.size() == 3; }));
+    CHECK(static_cast<Format>(got.frames[1].subclass) == Format::opus);
+    CHECK(got.frames[1].samples == 960);  // 20 ms at 48 kHz, from the timestamp step
+    CHECK(got.frames[2].samples == 960);
+    // The phone restarts its stream (new SSRC, unrelated sequence numbers).
+    p.ssrc = 0xabcdef01;
+    p.seq = 40000;
+    for (int i = 0; i < 3; ++i) {
+        p.send_rtp(s->local_port(), 96, p.seq++, p.ts, 60);
+        p.ts += 960;
+    }
+    REQUIRE(fx.run_until([&] { return got.frames.size() == 6; }));
+    auto st = s->stats();
+    CHECK(st.ssrc_changes == 1);
+    CHECK(st.remote_ssrc == 0xabcdef01);
+    CHECK(st.packets_lost == 0);
+    CHECK(st.packets_received == 6);
+    // Unknown payload types are counted, not delivered.
+    p.send_rtp(s->local_port(), 97, p.seq++, p.ts, 60);
+    REQUIRE(fx.run_until([&] { return s->stats().unknown_payload == 1; }));
+    CHECK(got.frames.size() == 6);
+}
