@@ -9,13 +9,17 @@
 // (SipRequest, probe results) and hands them to callbacks that post to
 // Tandem's event loops.
 //
-// An incoming request that needs an answer from Tandem (REGISTER now, INVITE
-// in the calls step) is kept on this thread with a saved nua event under a
+// An incoming REGISTER is kept on this thread with a saved nua event under a
 // numeric token; the loop that handles it answers with respond(token, ...),
 // which queues the answer back here. So no Sofia object ever leaves the
-// thread, and a loop only ever holds a number. Calls will follow the same
-// path: each dialog's handle stays here, keyed by the Channel it belongs to,
-// and its events are posted to that channel's loop.
+// thread, and a loop only ever holds a number. Calls follow the same path:
+// each INVITE dialog's handle stays here under a numeric call id, its events
+// go out as CallOffer/CallEvent values, and the loops act on it with the
+// call_* commands. This thread tracks each dialog's real state (answered,
+// final answer sent, hung up), so call_hangup() always sends what the state
+// allows (a final answer, CANCEL or BYE), and a 2xx that crosses our CANCEL
+// is acknowledged and ended with a BYE. Sofia's own SDP engine is off: SDP is
+// sdp.hpp's, carried here as text.
 //
 // Start and stop are synchronous: start() returns once the sockets are bound
 // (or failed to bind); stop() answers what is pending, shuts nua down
