@@ -2,12 +2,14 @@
 // accounting, strict-RTP learning and latching, RFC 4733, RTCP reports,
 // SRTP, the relay fast path, port allocation and garbage datagrams. Each
 // test runs its own io_context on the test thread with a bounded deadline.
+#include "cli/server.hpp"
 #include "core_fixture.hpp"
 #include "rtp/engine.hpp"
 #include "rtp/packet.hpp"
 
 #include <tandem/rtp.hpp>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
@@ -721,6 +723,27 @@ TEST_CASE("rtp: the core's engine reads rtp.conf and registers its commands") {
     auto port = made.get();
     CHECK(port >= 10000);
     CHECK(port < 20000);
+
+    struct Out final : CliOutput {
+        std::string text;
+        void write(std::string_view t) override { text += t; }
+    };
+    auto run = [&core](const std::string& line) {
+        auto out = std::make_shared<Out>();
+        auto status = asio::co_spawn(core.pick_loop(), run_cli_line(core, line, *out), asio::use_future).get();
+        return std::make_pair(status, out->text);
+    };
+    auto [st1, settings] = run("rtp show settings");
+    CHECK(st1 == 0);
+    CHECK(settings.find("10000-20000") != std::string::npos);
+    std::string err;
+    auto open = core.rtp().create(core.pick_loop(), {.name = "cli-probe"}, err);
+    REQUIRE(open);
+    auto [st2, sessions] = run("rtp show sessions");
+    CHECK(st2 == 0);
+    CHECK(sessions.find("cli-probe") != std::string::npos);
+    CHECK(sessions.find("1 sessions") != std::string::npos);
+    asio::post(open->loop(), asio::use_future([&] { open->close(); })).get();
 }
 
 TEST_CASE("rtp: destroying or closing a session with reads pending is safe") {
