@@ -255,6 +255,8 @@ public:
 
     // A session on `loop` with an RTP port (even) and RTCP port (+1) from the
     // range; nullptr and `error` set when no pair is free or bind fails.
+    // The session starts reading at once, so call this on `loop` itself (or
+    // touch the session afterwards only from that loop).
     virtual std::shared_ptr<RtpSession> create(boost::asio::io_context& loop, const RtpSessionOptions& options,
                                                std::string& error) = 0;
     virtual RtpSettings settings() const = 0;
