@@ -3,12 +3,13 @@
 // This module reads sip.conf (Asterisk's chan_sip dialect), runs the Sofia
 // stack on its own thread, and serves as the registrar: digest
 // authentication, multi-presence, persistence across restarts, NAT-aware
-// contacts, qualify, and an auto-ban of addresses that keep failing. Calls
-// (INVITE dialogs bound to Tandem channels) build on the same thread and
-// marshalling; see service.hpp and sofia_agent.hpp.
+// contacts, qualify, and an auto-ban of addresses that keep failing. It
+// registers the "SIP" channel technology: calls are INVITE dialogs bound to
+// Tandem channels, on the same thread and marshalling (call.hpp,
+// service.hpp, sofia_agent.hpp).
 //
-// Under `tandem -t` it validates sip.conf and registers its commands, but
-// opens no socket and starts no thread.
+// Under `tandem -t` it validates sip.conf and registers its commands and
+// technology, but opens no socket and starts no thread.
 #include "cli.hpp"
 #include "service.hpp"
 #include "settings.hpp"
