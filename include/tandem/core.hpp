@@ -129,6 +129,9 @@ public:
 };
 
 // Runs `f` on the worker pool and resumes the caller on its own executor.
+// Capture by reference only (the awaiting coroutine outlives the call): with
+// GCC 12, a lambda that captures a std::string, path or other non-trivial
+// object by value is destroyed twice on this path (a double free).
 template <class F>
 auto run_blocking(Core& core, F f) -> awaitable<decltype(f())> {
     using R = decltype(f());
