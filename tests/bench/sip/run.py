@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""SIP benchmark: SIPp UAC -> Tandem -> SIPp UAS on 127.0.0.1.
+
+Prints figures; it is not a pass/fail test (the machines are shared and
+noisy). Two parts:
+
+  rate   short calls without media, the rate ramped step by step (each step
+         about --step-seconds long) until a step has >= 0.1 % failed calls or
+         the call generator falls behind; once with an IP-trusted caller
+         (insecure=invite) and once with a digest-authenticated one.
+  media  N concurrent long calls, PCMU both ways (the caller plays a
+         generated PCMU recording, the callee echoes with -rtp_echo);
+         Tandem's CPU per relayed call-second, RSS per call, threads, and
+         packets lost, counted from `rtp show sessions`.
+
+Usage:
+  tests/bench/sip/run.py [--build DIR] [--part rate|media|all]
+                         [--rates 100,200,...] [--calls 100,500,1000,2000]
+                         [--step-seconds 10] [--hold-ms 500] [--media-seconds 20]
+                         [--repeat N]
+
+Every process it starts is stopped; every step is bounded in time.
+"""
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+SIPP = shutil.which("sipp")
+CLK = os.sysconf("SC_CLK_TCK")
+SECRET = "Bench-caller-Loopback!"
+RTP_START, RTP_END = 10000, 60000
+
+
+def free_port():
+    """A port free for both UDP and TCP on 127.0.0.1, outside Tandem's RTP range."""
+    import socket
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            if RTP_START <= port <= RTP_END + 1:
+                continue
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+def raise_fd_limit():
+    """SIPp and Tandem inherit this: 2 000 relayed calls need ~8 000 sockets in Tandem."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "Threads"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def write_pcmu_pcap(path, seconds):
+    """A PCMU stream as SIPp's play_pcap_audio wants it: Ethernet/IPv4/UDP
+    frames, one 160-byte payload (20 ms) every 20 ms."""
+    packets = seconds * 50
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        payload = bytes((0xFF if (i // 4) % 2 else 0x7F) for i in range(160))  # quiet square wave
+        for n in range(packets):
+            rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, n & 0xFFFF, n * 160, 0x42454E43) + payload
+            udp = struct.pack("!HHHH", 40000, 40000, 8 + len(rtp), 0) + rtp
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
+                             bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+            frame = b"\x00" * 12 + b"\x08\x00" + ip
+            t = n * 20000
+            f.write(struct.pack("<IIII", t // 1000000, t % 1000000, len(frame), len(frame)))
+            f.write(frame)
+    return packets
+
+
+class Pbx:
+    """A tandem process with a generated configuration: two IP-trusted peers
+    (`uac` calls in, `uas` is called), one digest user (`caller`), every call
+    to any number goes Dial(SIP/uas/${EXTEN})."""
+
+    def __init__(self, build, uac_port, uas_port):
+        self.build = build
+        self.dir = tempfile.mkdtemp(prefix="tandem-sipbench-")
+        self.conf = os.path.join(self.dir, "etc")
+        shutil.copytree(os.path.join(SRC, "configs"), self.conf)
+        self.port = free_port()
+        d = self.dir
+        self._write("tandem.conf", f"""[options]
+verbose = error
+loops = 0
+workers = 4
+maxcalls = 0
+logfile =
+[directories]
+modules => {os.path.abspath(os.path.join(build, 'lib', 'tandem', 'modules'))}
+run => {d}/run
+spool => {d}/spool
+db => {d}/lib
+log => {d}/log
+""")
+        self._write("modules.conf", """[modules]
+autoload = no
+load => codec_g711
+load => chan_sip
+load => app_dial
+require => chan_sip
+require => app_dial
+""")
+        self._write("rtp.conf", f"""[general]
+rtpstart = {RTP_START}
+rtpend = {RTP_END}
+bindaddr = 127.0.0.1
+strictrtp = yes
+probation = 4
+rtcpinterval = 5000
+jbenable = no
+""")
+        self._write("sip.conf", f"""[general]
+bindaddr = 127.0.0.1
+bindport = {self.port}
+transport = udp
+context = bench
+realm = tandem
+alwaysauthreject = yes
+autoban = no
+nat = no
+dtmfmode = rfc4733
+disallow = all
+allow = ulaw
+
+[uac]
+type = peer
+host = 127.0.0.1
+port = {uac_port}
+insecure = invite
+context = bench
+qualify = no
+
+[uas]
+type = peer
+host = 127.0.0.1
+port = {uas_port}
+context = bench
+qualify = no
+
+[caller]
+type = friend
+host = dynamic
+secret = {SECRET}
+context = bench
+qualify = no
+""")
+        self._write("extensions.conf", """[bench]
+exten => _X.,1,Dial(SIP/uas/${EXTEN})
+ same => n,Hangup()
+""")
+        self.proc = None
+
+    def _write(self, name, text):
+        with open(os.path.join(self.conf, name), "w") as f:
+            f.write(text)
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "stdout.log"), "w")
+        self.proc = subprocess.Popen([os.path.join(self.build, "bin", "tandem"), "-f", "-C", self.conf],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tandem exited at start:\n" + self.text())
+            if os.path.exists(os.path.join(self.dir, "run", "tandem.ctl")) and self.rx("core show version")[0] == 0:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("tandem did not come up:\n" + self.text())
+
+    def text(self):
+        with open(os.path.join(self.dir, "stdout.log"), errors="replace") as f:
+            return f.read()
+
+    def rx(self, command, timeout=60):
+        r = subprocess.run([os.path.join(self.build, "bin", "tandem"), "-C", self.conf, "-rx", command],
+                           capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout + r.stderr
+
+    def channels(self):
+        m = re.search(r"(\d+) active channel", self.rx("core show channels count")[1])
+        return int(m.group(1)) if m else -1
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def sipp_cmd(scenario, *args):
+    return [SIPP, "-sf", os.path.join(HERE, scenario), "-i", "127.0.0.1", "-t", "u1", "-nostdin",
+            "-max_socket", "60000", *args]
+
+
+def stop_proc(p):
+    if p and p.poll() is None:
+        p.send_signal(signal.SIGUSR1)  # SIPp: stop at once, write the final statistics
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def last_stats(path):
+    """The last line of a SIPp -trace_stat file, as a dict."""
+    with open(path) as f:
+        lines = [l.rstrip("\n;") for l in f if l.strip()]
+    head = lines[0].split(";")
+    return dict(zip(head, lines[-1].split(";")))
+
+
+def start_uas(work, uas_port, echo=False):
+    args = ["-p", str(uas_port), "-mp", str(free_port())]
+    if echo:
+        args.append("-rtp_echo")
+    out = open(os.path.join(work, "uas.log"), "w")
+    p = subprocess.Popen(sipp_cmd("uas.xml", *args), stdout=out, stderr=subprocess.STDOUT, cwd=work)
+    time.sleep(0.5)
+    return p
+
+
+def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
+    """One step of the ramp: rate*seconds calls at `rate`; returns figures."""
+    total = int(rate * seconds)
+    stat = os.path.join(work, f"rate-{rate}-{'auth' if auth else 'plain'}.csv")
+    args = [f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(uac_port), "-mp", str(free_port()),
+            "-r", str(rate), "-rp", "1000", "-m", str(total), "-d", str(hold_ms),
+            "-recv_timeout", "8000", "-timeout", f"{int(seconds * 3 + 30)}s",
+            "-trace_stat", "-stf", stat, "-fd", "1"]
+    if auth:
+        # From another port than the trusted peer's, so that Tandem challenges it.
+        args[4] = str(free_port())
+        args += ["-au", "caller", "-ap", SECRET]
+    before_t, before_c = time.time(), cpu_seconds(pbx.proc.pid)
+    load_before = load()
+    out = open(os.path.join(work, "uac.log"), "w")
+    p = subprocess.Popen(sipp_cmd("uac_auth.xml" if auth else "uac.xml", *args), stdout=out,
+                         stderr=subprocess.STDOUT, cwd=work)
+    sipp_cpu = 0.0
+    try:
+        while p.poll() is None:
+            try:
+                sipp_cpu = cpu_seconds(p.pid)
+            except OSError:
+                pass
+            time.sleep(0.2)
+    finally:
+        stop_proc(p)
+    wall = time.time() - before_t
+    tandem_cpu = cpu_seconds(pbx.proc.pid) - before_c
+    s = last_stats(stat)
+    ok, failed = int(s.get("SuccessfulCall(C)", 0)), int(s.get("FailedCall(C)", 0))
+    created = int(s.get("OutgoingCall(C)", 0))
+    # The generator kept up when the calls were all placed within ~10 % of the nominal time
+    # (the rest of the wall time is the last calls' hold and hang-up).
+    active = max(wall - hold_ms / 1000 - 0.3, 0.001)
+    return {"rate": rate, "calls": total, "created": created, "ok": ok, "failed": failed,
+            "fail_pct": 100.0 * (failed + (total - ok - failed)) / total, "achieved": created / active,
+            "wall": wall, "tandem_cpu_pct": 100 * tandem_cpu / wall, "sipp_cpu_pct": 100 * sipp_cpu / wall,
+            "load": load_before}
+
+
+def run_rate(args, auth):
+    work = tempfile.mkdtemp(prefix="sipbench-")
+    uac_port, uas_port = free_port(), free_port()
+    pbx = Pbx(args.build, uac_port, uas_port).start()
+    uas = start_uas(work, uas_port)
+    label = "digest auth" if auth else "no auth (insecure=invite)"
+    print(f"\n== call rate, {label}: {args.step_seconds} s per step, hold {args.hold_ms} ms, no media")
+    print(f"{'rate/s':>7} {'calls':>6} {'ok':>6} {'failed':>6} {'fail %':>7} {'placed/s':>8} "
+          f"{'tandem CPU':>10} {'UAC CPU':>8} {'load':>5}")
+    best = None
+    try:
+        for rate in args.rates:
+            r = rate_step(pbx, work, uac_port, rate, args.step_seconds, args.hold_ms, auth)
+            print(f"{r['rate']:>7} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['fail_pct']:>6.2f}% "
+                  f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['sipp_cpu_pct']:>7.0f}% {r['load']:>5.1f}",
+                  flush=True)
+            kept_up = r["achieved"] >= 0.9 * rate
+            if r["fail_pct"] >= 0.1 or not kept_up:
+                why = "failures" if r["fail_pct"] >= 0.1 else "calls placed slower than asked"
+                print(f"   stop: {why}")
+                break
+            best = rate
+            # Let the last calls' dialogs and Tandem's channels go before the next step.
+            pbx_wait_idle(pbx, 15)
+        if pbx.channels() > 0:
+            print(f"   note: {pbx.channels()} channels still up at the end")
+    finally:
+        stop_proc(uas)
+        if pbx.proc.poll() is not None:
+            print(f"   tandem exited ({pbx.proc.returncode}):\n" + pbx.text()[-3000:])
+        pbx.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"   highest rate with < 0.1 % failed calls, {label}: {best if best else 'none'} calls/s")
+    return best
+
+
+def pbx_wait_idle(pbx, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline and pbx.channels() != 0:
+        time.sleep(0.3)
+
+
+def rtp_totals(pbx):
+    """Sums of (sent, received) over the caller legs (SIP/uac) and the callee legs (SIP/uas)."""
+    _, out = pbx.rx("rtp show sessions", timeout=120)
+    tot = {"uac": [0, 0, 0], "uas": [0, 0, 0]}
+    for line in out.splitlines():
+        m = re.match(r"SIP/(uac|uas)\S*\s+\d+\s+(\d+)\s+(\d+)", line)
+        if m:
+            t = tot[m.group(1)]
+            t[0] += int(m.group(2))
+            t[1] += int(m.group(3))
+            t[2] += 1
+    return tot
+
+
+def media_point(args, calls):
+    work = tempfile.mkdtemp(prefix="sipbench-")
+    packets = write_pcmu_pcap(os.path.join(work, "pcmu.pcap"), args.media_seconds)
+    uac_port, uas_port = free_port(), free_port()
+    pbx = Pbx(args.build, uac_port, uas_port).start()
+    uas = start_uas(work, uas_port, echo=True)
+    rate = min(args.setup_rate, calls)
+    setup = calls / rate
+    # Every call plays for media_seconds; all are up from `setup` on, the first ends
+    # its recording at media_seconds: measure in between, count after the last one.
+    hold_ms = int((setup + args.media_seconds + 4) * 1000)
+    base = status(pbx.proc.pid)
+    stat = os.path.join(work, "media.csv")
+    uac = subprocess.Popen(sipp_cmd("uac_media.xml", f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(uac_port),
+                                    "-mp", str(free_port()), "-r", str(rate), "-rp", "1000", "-m", str(calls),
+                                    "-l", str(calls), "-d", str(hold_ms), "-recv_timeout", "10000",
+                                    "-timeout", f"{int(hold_ms / 1000 + setup + 60)}s",
+                                    "-trace_stat", "-stf", stat, "-fd", "1"),
+                           stdout=open(os.path.join(work, "uac.log"), "w"), stderr=subprocess.STDOUT, cwd=work)
+    t0 = time.time()
+    res = {"calls": calls}
+    try:
+        time.sleep(setup + 1.5)
+        up = pbx.channels()
+        w0, c0, u0, s0, l0 = time.time(), cpu_seconds(pbx.proc.pid), cpu_seconds(uac.pid), cpu_seconds(uas.pid), load()
+        window = max(min(args.media_seconds - setup - 3.0, 15.0), 2.0)
+        time.sleep(window)
+        w1, c1, u1, s1 = time.time(), cpu_seconds(pbx.proc.pid), cpu_seconds(uac.pid), cpu_seconds(uas.pid)
+        st = status(pbx.proc.pid)
+        up2 = pbx.channels()
+        # After every recording has ended, before the first BYE.
+        time.sleep(max(t0 + setup + args.media_seconds + 1.5 - time.time(), 0))
+        tot = rtp_totals(pbx)
+        dt = w1 - w0
+        live = min(up, up2) // 2
+        res.update({
+            "up": live, "window": dt, "load": l0,
+            "cpu_ms_per_call_s": 1000 * (c1 - c0) / (live * dt) if live else float("nan"),
+            "tandem_pct": 100 * (c1 - c0) / dt, "uac_pct": 100 * (u1 - u0) / dt, "uas_pct": 100 * (s1 - s0) / dt,
+            "rss_kib_per_call": (st["VmRSS"] - base["VmRSS"]) / live if live else float("nan"),
+            "threads_idle": base["Threads"], "threads": st["Threads"],
+            "expected": calls * packets, "tot": tot,
+        })
+        uac.wait(timeout=hold_ms / 1000 + setup + 90)
+    except subprocess.TimeoutExpired:
+        res["note"] = "caller SIPp did not finish in time"
+    finally:
+        stop_proc(uac)
+        stop_proc(uas)
+        try:
+            s = last_stats(stat)
+            res["ok"], res["failed"] = int(s.get("SuccessfulCall(C)", 0)), int(s.get("FailedCall(C)", 0))
+        except (OSError, IndexError):
+            res["ok"] = res["failed"] = -1
+        if pbx.proc.poll() is not None:
+            res["note"] = f"tandem exited ({pbx.proc.returncode}): " + pbx.text()[-2000:]
+        pbx.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def run_media(args):
+    print(f"\n== relayed media: PCMU both ways ({args.media_seconds} s recording per call, callee echoes), "
+          f"calls set up at {args.setup_rate}/s")
+    print("   lost in = packets the callers sent that Tandem did not receive; relay = received on one leg, "
+          "not sent on the other; echo = sent to the callee, not echoed back")
+    print(f"{'calls':>6} {'up':>5} {'CPU ms/call-s':>13} {'tandem':>7} {'UAC':>5} {'UAS':>5} {'KiB/call':>8} "
+          f"{'threads':>9} {'lost in':>9} {'relay':>7} {'echo':>8} {'failed':>6} {'load':>5}")
+    out = []
+    for calls in args.calls:
+        for _ in range(args.repeat):
+            r = media_point(args, calls)
+            out.append(r)
+            if "tot" not in r:
+                print(f"{calls:>6}  no figures: {r.get('note', '')}")
+                continue
+            a, b = r["tot"]["uac"], r["tot"]["uas"]
+            lost_in = r["expected"] - a[1]
+            relay = (a[1] - b[0]) + (b[1] - a[0])
+            echo = b[0] - b[1]
+            print(f"{calls:>6} {r['up']:>5} {r['cpu_ms_per_call_s']:>13.3f} {r['tandem_pct']:>6.0f}% "
+                  f"{r['uac_pct']:>4.0f}% {r['uas_pct']:>4.0f}% {r['rss_kib_per_call']:>8.1f} "
+                  f"{r['threads_idle']:>4}->{r['threads']:<4} {lost_in:>9} {relay:>7} {echo:>8} "
+                  f"{r['failed']:>6} {r['load']:>5.1f}" + (f"  {r['note']}" if "note" in r else ""), flush=True)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--part", choices=["rate", "media", "all"], default="all")
+    ap.add_argument("--auth", choices=["no", "yes", "both"], default="both")
+    ap.add_argument("--rates", default="100,200,400,800,1600,2400,3200")
+    ap.add_argument("--step-seconds", type=float, default=10)
+    ap.add_argument("--hold-ms", type=int, default=500)
+    ap.add_argument("--calls", default="100,500,1000,2000")
+    ap.add_argument("--media-seconds", type=int, default=20)
+    ap.add_argument("--setup-rate", type=int, default=400)
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    args.rates = [int(x) for x in args.rates.split(",")]
+    args.calls = [int(x) for x in args.calls.split(",")]
+    if not SIPP:
+        print("sipp is not installed: nothing measured")
+        return 0
+    soft, hard = raise_fd_limit()
+    print(f"SIP benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+          f"load {load():.1f}, open files limit {soft}, RTP ports {RTP_START}-{RTP_END} "
+          f"({(RTP_END - RTP_START) // 2} sessions)")
+    if args.part in ("rate", "all"):
+        if args.auth in ("no", "both"):
+            run_rate(args, auth=False)
+        if args.auth in ("yes", "both"):
+            run_rate(args, auth=True)
+    if args.part in ("media", "all"):
+        run_media(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
