@@ -8,16 +8,16 @@ noisy). Two parts:
          about --step-seconds long) until a step has >= 0.1 % failed calls or
          the call generator falls behind; once with an IP-trusted caller
          (insecure=invite) and once with a digest-authenticated one.
-  media  N concurrent long calls, PCMU both ways (the caller plays a
-         generated PCMU recording, the callee echoes with -rtp_echo);
+  media  N concurrent long calls, PCMU both ways (caller and callee
+         each stream a generated PCMU recording with SIPp's rtp_stream);
          Tandem's CPU per relayed call-second, RSS per call, threads, and
          packets lost, counted from `rtp show sessions`.
 
 Usage:
   tests/bench/sip/run.py [--build DIR] [--part rate|media|all]
                          [--rates 100,200,...] [--calls 100,500,1000,2000]
-                         [--step-seconds 10] [--hold-ms 500] [--media-seconds 20]
-                         [--repeat N]
+                         [--auth no|yes|both] [--step-seconds 10] [--hold-ms 500]
+                         [--media-seconds 30] [--window 10] [--setup-rate 400] [--repeat N]
 
 Every process it starts is stopped; every step is bounded in time.
 """
@@ -28,7 +28,6 @@ import resource
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -76,6 +75,27 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
+def thread_cpu(pid):
+    """CPU seconds of each thread of a process, by thread id: (name, seconds)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[tid] = (name, (int(fields[11]) + int(fields[12])) / CLK)
+    return out
+
+
+def busiest(before, after, seconds, n=3):
+    """The n threads that used the most CPU between two thread_cpu() samples, as text."""
+    used = sorted(((after[t][1] - before.get(t, (0, 0))[1], after[t][0]) for t in after), reverse=True)[:n]
+    return " ".join(f"{name}:{100 * cpu / seconds:.0f}%" for cpu, name in used)
+
+
 def status(pid):
     out = {}
     with open(f"/proc/{pid}/status") as f:
@@ -91,23 +111,12 @@ def load():
         return float(f.read().split()[0])
 
 
-def write_pcmu_pcap(path, seconds):
-    """A PCMU stream as SIPp's play_pcap_audio wants it: Ethernet/IPv4/UDP
-    frames, one 160-byte payload (20 ms) every 20 ms."""
-    packets = seconds * 50
+def write_pcmu(path, seconds):
+    """Raw mu-law for SIPp's rtp_stream (a quiet square wave); returns the
+    number of 20 ms packets it makes."""
     with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        payload = bytes((0xFF if (i // 4) % 2 else 0x7F) for i in range(160))  # quiet square wave
-        for n in range(packets):
-            rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, n & 0xFFFF, n * 160, 0x42454E43) + payload
-            udp = struct.pack("!HHHH", 40000, 40000, 8 + len(rtp), 0) + rtp
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
-                             bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
-            frame = b"\x00" * 12 + b"\x08\x00" + ip
-            t = n * 20000
-            f.write(struct.pack("<IIII", t // 1000000, t % 1000000, len(frame), len(frame)))
-            f.write(frame)
-    return packets
+        f.write(bytes((0xFF if (i // 4) % 2 else 0x7F) for i in range(8000 * seconds)))
+    return seconds * 50
 
 
 class Pbx:
@@ -220,7 +229,10 @@ exten => _X.,1,Dial(SIP/uas/${EXTEN})
         return r.returncode, r.stdout + r.stderr
 
     def channels(self):
-        m = re.search(r"(\d+) active channel", self.rx("core show channels count")[1])
+        try:
+            m = re.search(r"(\d+) active channel", self.rx("core show channels count", timeout=20)[1])
+        except subprocess.TimeoutExpired:
+            return -1
         return int(m.group(1)) if m else -1
 
     def stop(self):
@@ -257,12 +269,10 @@ def last_stats(path):
     return dict(zip(head, lines[-1].split(";")))
 
 
-def start_uas(work, uas_port, echo=False):
+def start_uas(work, uas_port, media=False):
     args = ["-p", str(uas_port), "-mp", str(free_port())]
-    if echo:
-        args.append("-rtp_echo")
     out = open(os.path.join(work, "uas.log"), "w")
-    p = subprocess.Popen(sipp_cmd("uas.xml", *args), stdout=out, stderr=subprocess.STDOUT, cwd=work)
+    p = subprocess.Popen(sipp_cmd("uas_media.xml" if media else "uas.xml", *args), stdout=out, stderr=subprocess.STDOUT, cwd=work)
     time.sleep(0.5)
     return p
 
@@ -279,7 +289,7 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
         # From another port than the trusted peer's, so that Tandem challenges it.
         args[4] = str(free_port())
         args += ["-au", "caller", "-ap", SECRET]
-    before_t, before_c = time.time(), cpu_seconds(pbx.proc.pid)
+    before_t, before_c, before_th = time.time(), cpu_seconds(pbx.proc.pid), thread_cpu(pbx.proc.pid)
     load_before = load()
     out = open(os.path.join(work, "uac.log"), "w")
     p = subprocess.Popen(sipp_cmd("uac_auth.xml" if auth else "uac.xml", *args), stdout=out,
@@ -296,6 +306,7 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
         stop_proc(p)
     wall = time.time() - before_t
     tandem_cpu = cpu_seconds(pbx.proc.pid) - before_c
+    threads = busiest(before_th, thread_cpu(pbx.proc.pid), wall)
     s = last_stats(stat)
     ok, failed = int(s.get("SuccessfulCall(C)", 0)), int(s.get("FailedCall(C)", 0))
     created = int(s.get("OutgoingCall(C)", 0))
@@ -305,7 +316,7 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
     return {"rate": rate, "calls": total, "created": created, "ok": ok, "failed": failed,
             "fail_pct": 100.0 * (failed + (total - ok - failed)) / total, "achieved": created / active,
             "wall": wall, "tandem_cpu_pct": 100 * tandem_cpu / wall, "sipp_cpu_pct": 100 * sipp_cpu / wall,
-            "load": load_before}
+            "load": load_before, "threads": threads}
 
 
 def run_rate(args, auth):
@@ -316,13 +327,14 @@ def run_rate(args, auth):
     label = "digest auth" if auth else "no auth (insecure=invite)"
     print(f"\n== call rate, {label}: {args.step_seconds} s per step, hold {args.hold_ms} ms, no media")
     print(f"{'rate/s':>7} {'calls':>6} {'ok':>6} {'failed':>6} {'fail %':>7} {'placed/s':>8} "
-          f"{'tandem CPU':>10} {'UAC CPU':>8} {'load':>5}")
+          f"{'tandem CPU':>10} {'UAC CPU':>8} {'load':>5}  busiest Tandem threads")
     best = None
     try:
         for rate in args.rates:
             r = rate_step(pbx, work, uac_port, rate, args.step_seconds, args.hold_ms, auth)
             print(f"{r['rate']:>7} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['fail_pct']:>6.2f}% "
-                  f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['sipp_cpu_pct']:>7.0f}% {r['load']:>5.1f}",
+                  f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['sipp_cpu_pct']:>7.0f}% {r['load']:>5.1f}  "
+                  f"{r['threads']}",
                   flush=True)
             kept_up = r["achieved"] >= 0.9 * rate
             if r["fail_pct"] >= 0.1 or not kept_up:
@@ -366,15 +378,18 @@ def rtp_totals(pbx):
 
 def media_point(args, calls):
     work = tempfile.mkdtemp(prefix="sipbench-")
-    packets = write_pcmu_pcap(os.path.join(work, "pcmu.pcap"), args.media_seconds)
+    packets = write_pcmu(os.path.join(work, "pcmu.ulaw"), args.media_seconds)
     uac_port, uas_port = free_port(), free_port()
     pbx = Pbx(args.build, uac_port, uas_port).start()
-    uas = start_uas(work, uas_port, echo=True)
+    uas = start_uas(work, uas_port, media=True)
     rate = min(args.setup_rate, calls)
     setup = calls / rate
-    # Every call plays for media_seconds; all are up from `setup` on, the first ends
-    # its recording at media_seconds: measure in between, count after the last one.
-    hold_ms = int((setup + args.media_seconds + 4) * 1000)
+    # Every call plays its recording once and then holds: the calls are all up
+    # some time after `setup` (later on a loaded machine); measure a window
+    # while every recording still plays, count packets once they have all
+    # ended, before the first BYE.
+    slack = 2 * setup + 10
+    hold_ms = int((setup + slack + args.media_seconds + 5) * 1000)
     base = status(pbx.proc.pid)
     stat = os.path.join(work, "media.csv")
     uac = subprocess.Popen(sipp_cmd("uac_media.xml", f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(uac_port),
@@ -386,30 +401,42 @@ def media_point(args, calls):
     t0 = time.time()
     res = {"calls": calls}
     try:
-        time.sleep(setup + 1.5)
-        up = pbx.channels()
+        up = 0
+        while time.time() < t0 + setup + slack and uac.poll() is None:
+            up = pbx.channels()
+            if up >= 2 * calls:
+                break
+            time.sleep(0.5)
+        t_up = time.time()
+        res["setup_s"] = t_up - t0
+        window = min(args.window, t0 + args.media_seconds - 1 - t_up)
+        if up < 2 * calls:
+            res["note"] = f"only {max(up, 0) // 2} of {calls} calls up after {t_up - t0:.0f} s"
+        if window < 2:
+            res["note"] = res.get("note", "") + f" calls took {t_up - t0:.1f} s to set up: no window left"
+            raise TimeoutError
+        th0 = thread_cpu(pbx.proc.pid)
         w0, c0, u0, s0, l0 = time.time(), cpu_seconds(pbx.proc.pid), cpu_seconds(uac.pid), cpu_seconds(uas.pid), load()
-        window = max(min(args.media_seconds - setup - 3.0, 15.0), 2.0)
         time.sleep(window)
         w1, c1, u1, s1 = time.time(), cpu_seconds(pbx.proc.pid), cpu_seconds(uac.pid), cpu_seconds(uas.pid)
         st = status(pbx.proc.pid)
-        up2 = pbx.channels()
-        # After every recording has ended, before the first BYE.
-        time.sleep(max(t0 + setup + args.media_seconds + 1.5 - time.time(), 0))
+        res["busiest"] = busiest(th0, thread_cpu(pbx.proc.pid), w1 - w0)
+        live = max(up, 0) // 2
+        # After the last recording has ended, before the first BYE.
+        time.sleep(max(t_up + args.media_seconds + 1.5 - time.time(), 0))
         tot = rtp_totals(pbx)
         dt = w1 - w0
-        live = min(up, up2) // 2
         res.update({
             "up": live, "window": dt, "load": l0,
             "cpu_ms_per_call_s": 1000 * (c1 - c0) / (live * dt) if live else float("nan"),
             "tandem_pct": 100 * (c1 - c0) / dt, "uac_pct": 100 * (u1 - u0) / dt, "uas_pct": 100 * (s1 - s0) / dt,
             "rss_kib_per_call": (st["VmRSS"] - base["VmRSS"]) / live if live else float("nan"),
             "threads_idle": base["Threads"], "threads": st["Threads"],
-            "expected": calls * packets, "tot": tot,
+            "expected": tot["uac"][2] * packets, "expected_b": tot["uas"][2] * packets, "tot": tot,
         })
         uac.wait(timeout=hold_ms / 1000 + setup + 90)
-    except subprocess.TimeoutExpired:
-        res["note"] = "caller SIPp did not finish in time"
+    except (subprocess.TimeoutExpired, TimeoutError):
+        res.setdefault("note", "caller SIPp did not finish in time")
     finally:
         stop_proc(uac)
         stop_proc(uas)
@@ -426,12 +453,12 @@ def media_point(args, calls):
 
 
 def run_media(args):
-    print(f"\n== relayed media: PCMU both ways ({args.media_seconds} s recording per call, callee echoes), "
+    print(f"\n== relayed media: PCMU both ways ({args.media_seconds} s stream per call from each side), "
           f"calls set up at {args.setup_rate}/s")
-    print("   lost in = packets the callers sent that Tandem did not receive; relay = received on one leg, "
-          "not sent on the other; echo = sent to the callee, not echoed back")
+    print("   lost in = packets the phones sent (both ways) that Tandem did not receive; relay = received on one "
+          "leg, not sent on the other")
     print(f"{'calls':>6} {'up':>5} {'CPU ms/call-s':>13} {'tandem':>7} {'UAC':>5} {'UAS':>5} {'KiB/call':>8} "
-          f"{'threads':>9} {'lost in':>9} {'relay':>7} {'echo':>8} {'failed':>6} {'load':>5}")
+          f"{'threads':>9} {'lost in':>9} {'relay':>7} {'lost %':>7} {'failed':>6} {'setup':>6} {'load':>5}  busiest")
     out = []
     for calls in args.calls:
         for _ in range(args.repeat):
@@ -441,13 +468,14 @@ def run_media(args):
                 print(f"{calls:>6}  no figures: {r.get('note', '')}")
                 continue
             a, b = r["tot"]["uac"], r["tot"]["uas"]
-            lost_in = r["expected"] - a[1]
+            lost_in = (r["expected"] - a[1]) + (r["expected_b"] - b[1])
             relay = (a[1] - b[0]) + (b[1] - a[0])
-            echo = b[0] - b[1]
             print(f"{calls:>6} {r['up']:>5} {r['cpu_ms_per_call_s']:>13.3f} {r['tandem_pct']:>6.0f}% "
                   f"{r['uac_pct']:>4.0f}% {r['uas_pct']:>4.0f}% {r['rss_kib_per_call']:>8.1f} "
-                  f"{r['threads_idle']:>4}->{r['threads']:<4} {lost_in:>9} {relay:>7} {echo:>8} "
-                  f"{r['failed']:>6} {r['load']:>5.1f}" + (f"  {r['note']}" if "note" in r else ""), flush=True)
+                  f"{r['threads_idle']:>4}->{r['threads']:<4} {lost_in:>9} {relay:>7} "
+                  f"{100 * (lost_in + relay) / max(r['expected'] + r['expected_b'], 1):>6.2f}% "
+                  f"{r['failed']:>6} {r['setup_s']:>5.1f}s {r['load']:>5.1f}  {r['busiest']}"
+                  + (f"  {r['note']}" if "note" in r else ""), flush=True)
     return out
 
 
@@ -460,7 +488,8 @@ def main():
     ap.add_argument("--step-seconds", type=float, default=10)
     ap.add_argument("--hold-ms", type=int, default=500)
     ap.add_argument("--calls", default="100,500,1000,2000")
-    ap.add_argument("--media-seconds", type=int, default=20)
+    ap.add_argument("--media-seconds", type=int, default=30)
+    ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--setup-rate", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
