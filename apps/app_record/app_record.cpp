@@ -166,6 +166,16 @@ awaitable<AppResult> record(Channel& chan, const AppArgs& args) {
     auto last_sound = start;
     std::string status;
     Frame encoded;
+    auto store = [&](const Frame& fr) {
+        return encode ? encode->convert(fr, encoded) && writer->write(encoded) : writer->write(fr);
+    };
+    // With silence detection, quiet frames wait here until sound follows; if
+    // the silence ends the recording they are dropped, so the file does not
+    // end with the silence that ended it. Reserved once: no allocation per frame.
+    std::vector<Frame> quiet;
+    const auto quiet_max = static_cast<std::size_t>(silence_s * 50) + 1;
+    if (silence_s > 0) quiet.reserve(quiet_max);
+    bool write_failed = false;
     while (status.empty()) {
         auto now = std::chrono::steady_clock::now();
         if (max_s > 0 && now - start >= std::chrono::duration<double>(max_s)) {
@@ -187,10 +197,19 @@ awaitable<AppResult> record(Channel& chan, const AppArgs& args) {
             continue;
         }
         if (f->kind != FrameKind::voice || f->subclass != static_cast<std::uint32_t>(read_as)) continue;
-        if (!silent(*f)) last_sound = std::chrono::steady_clock::now();
-        bool ok = encode ? encode->convert(*f, encoded) && writer->write(encoded) : writer->write(*f);
-        if (!ok) status = "ERROR";
+        bool is_silent = silent(*f);
+        if (!is_silent) last_sound = std::chrono::steady_clock::now();
+        if (silence_s > 0 && is_silent && quiet.size() < quiet_max) {
+            quiet.push_back(*f);
+            continue;
+        }
+        for (auto& q : quiet) write_failed = write_failed || !store(q);
+        quiet.clear();
+        write_failed = write_failed || !store(*f);
+        if (write_failed) status = "ERROR";
     }
+    if (status != "SILENCE")
+        for (auto& q : quiet) store(q);
     if (!chan.hungup()) chan.set_read_format(saved_read);
     chan.set_variable("RECORD_STATUS", status);
 
@@ -216,7 +235,8 @@ public:
                         "Records to filename.format (the extension picks the file format: wav, wav16,\n"
                         "ulaw, alaw, gsm, sln...; a relative name is taken from the spool directory; %d\n"
                         "becomes the first number that makes a new file). Beeps, then records until '#',\n"
-                        "`silence` seconds of silence, `maxduration` seconds, or hangup.\n"
+                        "`silence` seconds of silence (not kept in the file), `maxduration` seconds,\n"
+                        "or hangup.\n"
                         "Options: a — append (not supported, a new file is written); k — keep the file\n"
                         "on hangup; n — do not answer; q — no beep; s — skip if not answered;\n"
                         "t — '*' ends instead of '#'; x — ignore terminators; y — any digit ends.\n"

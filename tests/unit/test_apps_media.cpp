@@ -492,3 +492,35 @@ TEST_CASE("apps: Echo sends the caller's frames back untranslated until #") {
         CHECK(cap->frames[i].payload()[0] == 0x10 + i);
     }
 }
+
+TEST_CASE("apps: Record ends after the silence and leaves it out of the file") {
+    AppCore a("[t]\nexten => r,1,Record(${SPOOLFILE},1,10,q)\n same => n,Set(DONE=1)\n");
+    auto spool = a.core().paths().spool_dir;
+    a.core().set_global_variable("SPOOLFILE", (spool / "quiet.wav").string());
+    auto chan = a.call("t", "r", std::make_shared<Capture>());
+    REQUIRE(a.wait_var(chan->name(), "RECORDED_FILE"));
+    // 0.5 s of tone then silence, fed in real time until Record gives up.
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 150 && a.var(chan->name(), "DONE").empty(); ++i) {
+        boost::asio::post(chan->executor(), [chan, i] {
+            std::int16_t buf[160] = {};
+            if (i < 25)
+                for (int k = 0; k < 160; ++k)
+                    buf[k] = static_cast<std::int16_t>(6000 * std::sin(2 * M_PI * 700 * (i * 160 + k) / 8000));
+            Frame f;
+            f.kind = FrameKind::voice;
+            f.subclass = static_cast<std::uint32_t>(Format::slin8);
+            f.samples = 160;
+            f.set_payload(std::span(reinterpret_cast<const std::uint8_t*>(buf), sizeof buf));
+            chan->on_frame(f);
+        });
+        std::this_thread::sleep_until(start + (i + 1) * 20ms);
+    }
+    REQUIRE(a.wait_var(chan->name(), "DONE"));
+    CHECK(a.var(chan->name(), "RECORD_STATUS") == "SILENCE");
+    std::string err;
+    auto r = a.core().open_sound((spool / "quiet.wav").string(), "en", Format::slin8, err);
+    REQUIRE_MESSAGE(r, err);
+    CHECK(r->length().count() >= 400);
+    CHECK(r->length().count() <= 600);
+}
