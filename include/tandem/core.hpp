@@ -129,9 +129,11 @@ public:
 };
 
 // Runs `f` on the worker pool and resumes the caller on its own executor.
-// Capture by reference only (the awaiting coroutine outlives the call): with
-// GCC 12, a lambda that captures a std::string, path or other non-trivial
-// object by value is destroyed twice on this path (a double free).
+// Capture by reference (the awaiting coroutine outlives the call). GCC 12
+// destroys a lambda temporary twice when it is created inside a `co_await`
+// expression and captures a non-trivial object (a string, a path) by value:
+// a double free, whatever the callee. Name such a lambda before the co_await,
+// or capture by reference. See docs/design-notes.md, "Coroutines and GCC 12".
 template <class F>
 auto run_blocking(Core& core, F f) -> awaitable<decltype(f())> {
     using R = decltype(f());
