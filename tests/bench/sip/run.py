@@ -306,7 +306,10 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
         stop_proc(p)
     wall = time.time() - before_t
     tandem_cpu = cpu_seconds(pbx.proc.pid) - before_c
-    threads = busiest(before_th, thread_cpu(pbx.proc.pid), wall)
+    after_th = thread_cpu(pbx.proc.pid)
+    threads = busiest(before_th, after_th, wall)
+    sofia = sum(c for n, c in after_th.values() if n == "sofia-sip") - sum(
+        c for n, c in before_th.values() if n == "sofia-sip")
     s = last_stats(stat)
     ok, failed = int(s.get("SuccessfulCall(C)", 0)), int(s.get("FailedCall(C)", 0))
     created = int(s.get("OutgoingCall(C)", 0))
@@ -316,7 +319,8 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
     return {"rate": rate, "calls": total, "created": created, "ok": ok, "failed": failed,
             "fail_pct": 100.0 * (failed + (total - ok - failed)) / total, "achieved": created / active,
             "wall": wall, "tandem_cpu_pct": 100 * tandem_cpu / wall, "sipp_cpu_pct": 100 * sipp_cpu / wall,
-            "load": load_before, "threads": threads}
+            "load": load_before, "threads": threads,
+            "ms_per_call": 1000 * tandem_cpu / max(total, 1), "sofia_ms_per_call": 1000 * sofia / max(total, 1)}
 
 
 def run_rate(args, auth):
@@ -327,13 +331,16 @@ def run_rate(args, auth):
     label = "digest auth" if auth else "no auth (insecure=invite)"
     print(f"\n== call rate, {label}: {args.step_seconds} s per step, hold {args.hold_ms} ms, no media")
     print(f"{'rate/s':>7} {'calls':>6} {'ok':>6} {'failed':>6} {'fail %':>7} {'placed/s':>8} "
-          f"{'tandem CPU':>10} {'UAC CPU':>8} {'load':>5}  busiest Tandem threads")
+          f"{'tandem CPU':>10} {'ms/call':>7} {'sofia':>7} {'UAC CPU':>8} {'load':>5}  busiest Tandem threads")
+    print("   tandem CPU: share of one core over the step; ms/call: Tandem's CPU per call placed, "
+          "sofia: the part of it on the Sofia-SIP thread")
     best = None
     try:
         for rate in args.rates:
             r = rate_step(pbx, work, uac_port, rate, args.step_seconds, args.hold_ms, auth)
             print(f"{r['rate']:>7} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['fail_pct']:>6.2f}% "
-                  f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['sipp_cpu_pct']:>7.0f}% {r['load']:>5.1f}  "
+                  f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['ms_per_call']:>7.2f} {r['sofia_ms_per_call']:>7.2f} "
+                  f"{r['sipp_cpu_pct']:>7.0f}% {r['load']:>5.1f}  "
                   f"{r['threads']}",
                   flush=True)
             kept_up = r["achieved"] >= 0.9 * rate
@@ -484,7 +491,7 @@ def main():
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--part", choices=["rate", "media", "all"], default="all")
     ap.add_argument("--auth", choices=["no", "yes", "both"], default="both")
-    ap.add_argument("--rates", default="100,200,400,800,1600,2400,3200")
+    ap.add_argument("--rates", default="100,200,400,600,800,1200,1600,2400,3200")
     ap.add_argument("--step-seconds", type=float, default=10)
     ap.add_argument("--hold-ms", type=int, default=500)
     ap.add_argument("--calls", default="100,500,1000,2000")
