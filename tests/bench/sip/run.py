@@ -272,7 +272,8 @@ def last_stats(path):
 def start_uas(work, uas_port, media=False):
     args = ["-p", str(uas_port), "-mp", str(free_port())]
     out = open(os.path.join(work, "uas.log"), "w")
-    p = subprocess.Popen(sipp_cmd("uas_media.xml" if media else "uas.xml", *args), stdout=out, stderr=subprocess.STDOUT, cwd=work)
+    p = subprocess.Popen(sipp_cmd("uas_media.xml" if media else "uas.xml", *args), stdout=out,
+                         stderr=subprocess.STDOUT, cwd=work)
     time.sleep(0.5)
     return p
 
@@ -281,13 +282,13 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
     """One step of the ramp: rate*seconds calls at `rate`; returns figures."""
     total = int(rate * seconds)
     stat = os.path.join(work, f"rate-{rate}-{'auth' if auth else 'plain'}.csv")
-    args = [f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(uac_port), "-mp", str(free_port()),
+    # The digest caller sends from another port than the trusted peer's, so that Tandem challenges it.
+    local_port = free_port() if auth else uac_port
+    args = [f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(local_port), "-mp", str(free_port()),
             "-r", str(rate), "-rp", "1000", "-m", str(total), "-d", str(hold_ms),
             "-recv_timeout", "8000", "-timeout", f"{int(seconds * 3 + 30)}s",
             "-trace_stat", "-stf", stat, "-fd", "1"]
     if auth:
-        # From another port than the trusted peer's, so that Tandem challenges it.
-        args[4] = str(free_port())
         args += ["-au", "caller", "-ap", SECRET]
     before_t, before_c, before_th = time.time(), cpu_seconds(pbx.proc.pid), thread_cpu(pbx.proc.pid)
     load_before = load()
@@ -339,7 +340,8 @@ def run_rate(args, auth):
         for rate in args.rates:
             r = rate_step(pbx, work, uac_port, rate, args.step_seconds, args.hold_ms, auth)
             print(f"{r['rate']:>7} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['fail_pct']:>6.2f}% "
-                  f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['ms_per_call']:>7.2f} {r['sofia_ms_per_call']:>7.2f} "
+                  f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['ms_per_call']:>7.2f} "
+                  f"{r['sofia_ms_per_call']:>7.2f} "
                   f"{r['sipp_cpu_pct']:>7.0f}% {r['load']:>5.1f}  "
                   f"{r['threads']}",
                   flush=True)
