@@ -129,6 +129,24 @@ awaitable<int> show_registrations(Service weak, CliRequest& r) {
     co_return cli_status::ok;
 }
 
+awaitable<int> show_registry(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (!r.args.empty()) co_return cli_status::usage;
+    auto list = svc->agent().registry();
+    auto now = SipService::wall_now();
+    constexpr auto row = "{:<28} {:<20} {:<14} {:>7}  {}\n";
+    r.out.print(row, "Host", "Username", "State", "Expires", "Last answer");
+    for (auto& e : list) {
+        std::string expires = e.expires_at ? std::to_string(std::max<std::int64_t>(e.expires_at - now, 0)) : "-";
+        std::string last = e.status ? std::to_string(e.status) : "-";
+        if (e.next_attempt) last += fmt::format(", retry in {} s", std::max<std::int64_t>(e.next_attempt - now, 0));
+        r.out.print(row, fmt::format("{}:{}", e.host, e.port), e.user, to_string(e.state), expires, last);
+    }
+    r.out.print("{} SIP registration{}\n", list.size(), list.size() == 1 ? "" : "s");
+    co_return cli_status::ok;
+}
+
 awaitable<int> show_bans(Service weak, CliRequest& r) {
     auto svc = weak.lock();
     if (!svc) co_return cli_status::failure;
@@ -301,6 +319,12 @@ std::vector<Registration> register_cli(Host& host, std::shared_ptr<SipService> s
                        "  Every contact an endpoint registered: seconds until it expires, the\n"
                        "  address and transport it came from, and its User-Agent.",
                        show_registrations, endpoints));
+    regs.push_back(add({"sip", "show", "registry"}, "List Tandem's own registrations with providers",
+                       "Usage: sip show registry\n"
+                       "  Each register => line and register=yes peer: registrar, user, state\n"
+                       "  (Registered, Request Sent, Auth. Sent, Rejected, Timeout, Failed,\n"
+                       "  Unregistered), seconds until the binding expires and the last answer.",
+                       show_registry));
     regs.push_back(add({"sip", "show", "channels"}, "List SIP calls in progress",
                        "Usage: sip show channels\n"
                        "  Each SIP channel with its SIP Call-ID, direction, state (Setup, Early, Up,\n"

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace tandem::sip {
@@ -42,9 +43,9 @@ std::vector<std::string> SipService::set_settings(std::shared_ptr<const Settings
     if (running()) {
         auto& a = old->general;
         auto& b = s->general;
-        if (a.bindaddr != b.bindaddr || a.bindport != b.bindport || a.transports != b.transports)
+        if (a.bindaddr != b.bindaddr || a.bindport != b.bindport || a.transports != b.transports || a.tls != b.tls)
             kept.push_back(
-                fmt::format("bindaddr, bindport and transport changes take effect when chan_sip is loaded "
+                fmt::format("bindaddr, bindport, transport and tls* changes take effect when chan_sip is loaded "
                             "again (still listening on {}:{})",
                             a.bindaddr, a.bindport));
         if (a.useragent != b.useragent) kept.push_back("useragent changes take effect when chan_sip is loaded again");
@@ -54,6 +55,7 @@ std::vector<std::string> SipService::set_settings(std::shared_ptr<const Settings
     for (auto& b : registrar_.prune(*s))
         log_.notice("{} is no longer an endpoint that registers: dropped its contact {}", b.endpoint, b.contact);
     if (running() && old->general.sipdebug != s->general.sipdebug) agent_.set_debug(s->general.sipdebug);
+    if (running()) agent_.set_registrations(s->registrations);
     return kept;
 }
 
@@ -69,6 +71,12 @@ void SipService::start() {
     config.user_agent = s->general.useragent;
     config.debug = s->general.sipdebug;
     config.force_rport = s->general.nat.force_rport;
+    config.tls = s->general.tls.enabled;
+    config.tls_port = s->general.tls.port;
+    config.tls_certfile = s->general.tls.certfile;
+    config.tls_keyfile = s->general.tls.keyfile;
+    config.tls_cafile = s->general.tls.cafile;
+    config.tls_verify_client = s->general.tls.verify_client;
 
     SofiaAgent::Callbacks cb;
     cb.on_register = [this, weak = weak_from_this()](IncomingRequest in) {
@@ -83,8 +91,10 @@ void SipService::start() {
     cb.on_call_event = [this](CallEvent e) { calls_.on_event(std::move(e)); };
     std::string error;
     if (!agent_.start(config, std::move(cb), error)) throw std::runtime_error(error);
+    agent_.set_registrations(s->registrations);
     std::string transports;
     for (auto t : config.transports) transports += (transports.empty() ? "" : ", ") + std::string(to_string(t));
+    if (config.tls) transports += fmt::format(", tls on port {}", config.tls_port);
     log_.notice("listening for SIP on {}:{} ({}), realm \"{}\", {} endpoints", config.bindaddr, config.port, transports,
                 s->general.realm, s->endpoints.size());
 }
@@ -116,9 +126,19 @@ void SipService::handle_register(IncomingRequest in) {
             }
             break;
         }
-        case AuthOutcome::Kind::authenticated:
+        case AuthOutcome::Kind::authenticated: {
+            auto& allowed = outcome.endpoint->transports;
+            if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), rq.transport) == allowed.end()) {
+                // As Asterisk: a device must register over a transport its
+                // endpoint allows (a TLS-only phone never over plain UDP).
+                log_.notice("REGISTER {} from {}: transport {} is not allowed for this endpoint", rq.to_user,
+                            rq.source.str(), to_string(rq.transport));
+                response = SipResponse(403, "Forbidden");
+                break;
+            }
             response = registrar_.apply(rq, *outcome.endpoint, s->general, now);
             break;
+        }
     }
     agent_.respond(in.token, std::move(response));
 }

@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 
 namespace tandem::sip {
 
@@ -165,11 +168,14 @@ void parse_callerid(std::string_view text, Endpoint& e) {
     }
 }
 
-std::optional<std::vector<Transport>> parse_transports(const std::vector<std::string>& items, std::string& bad) {
+// TLS listens through tlsenable=, so [general] transport= lists only udp
+// and tcp; an endpoint may name tls among the transports it is allowed.
+std::optional<std::vector<Transport>> parse_transports(const std::vector<std::string>& items, std::string& bad,
+                                                       bool allow_tls = false) {
     std::vector<Transport> out;
     for (auto& i : items) {
         auto t = parse_transport(i);
-        if (!t || *t == Transport::tls) {
+        if (!t || (*t == Transport::tls && !allow_tls)) {
             bad = i;
             return std::nullopt;
         }
@@ -218,6 +224,38 @@ std::span<const OptionSpec> general_schema() {
          .type = OptionType::list,
          .default_value = "udp",
          .help = "Transports to listen on: udp, tcp."},
+        {.name = "tlsenable",
+         .type = OptionType::boolean,
+         .default_value = "no",
+         .help = "Listen for SIP over TLS on tlsbindport too."},
+        {.name = "tlsbindport",
+         .type = OptionType::integer,
+         .default_value = "5061",
+         .min = 1,
+         .max = 65535,
+         .help = "Port to listen on for TLS."},
+        {.name = "tlscertfile", .help = "PEM certificate of the TLS listener (may hold the key too)."},
+        {.name = "tlsprivatekey", .help = "PEM private key of the certificate (default: tlscertfile)."},
+        {.name = "tlscafile",
+         .help = "PEM certificates of the authorities that client certificates are checked against."},
+        {.name = "tlsverifyclient",
+         .type = OptionType::boolean,
+         .default_value = "no",
+         .help = "Require a client certificate signed by tlscafile."},
+        {.name = "register",
+         .help = "Register with a provider: user[:secret[:authuser]]@host[:port][/contact] (repeatable)."},
+        {.name = "registertimeout",
+         .type = OptionType::duration,
+         .default_value = "20s",
+         .min = 1000,
+         .max = 3600000,
+         .help = "Wait before retrying a failed outbound registration (doubles, up to 8 times)."},
+        {.name = "registerattempts",
+         .type = OptionType::integer,
+         .default_value = "0",
+         .min = 0,
+         .max = 100000,
+         .help = "Failed outbound registration attempts before giving up (0: never give up)."},
         {.name = "context", .default_value = "default", .help = "Default dialplan context of endpoints."},
         {.name = "realm", .default_value = "tandem", .help = "Digest authentication realm."},
         {.name = "useragent", .help = "User-Agent and Server header (default: Tandem and its version)."},
@@ -352,7 +390,9 @@ std::span<const OptionSpec> endpoint_schema() {
         {.name = "insecure",
          .type = OptionType::list,
          .help = "port: match a gateway by address only; invite: do not challenge its INVITEs."},
-        {.name = "transport", .type = OptionType::list, .help = "Transports it uses: udp, tcp (first is preferred)."},
+        {.name = "transport",
+         .type = OptionType::list,
+         .help = "Transports it may use: udp, tcp, tls (first is preferred)."},
         {.name = "maxcontacts",
          .type = OptionType::integer,
          .default_value = "10",
@@ -369,6 +409,10 @@ std::span<const OptionSpec> endpoint_schema() {
          .help = "sdes: SRTP with keys in the SDP (RTP/SAVP, a=crypto); calls without it are refused."},
         {.name = "defaultuser", .help = "User name for authenticating our calls to it (trunks); default: its name."},
         {.name = "fromuser", .help = "User part of the From of our calls to it (trunks that expect an account)."},
+        {.name = "register",
+         .type = OptionType::boolean,
+         .default_value = "no",
+         .help = "Register with this peer's host as defaultuser (or the section name) with secret."},
         {.name = "directmedia",
          .type = OptionType::boolean,
          .default_value = "no",
@@ -422,6 +466,35 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         else
             g.transports = *t;
     }
+    g.tls.enabled = go.boolean("tlsenable");
+    g.tls.port = static_cast<std::uint16_t>(go.integer("tlsbindport"));
+    g.tls.certfile = go.str("tlscertfile");
+    g.tls.keyfile = go.str("tlsprivatekey");
+    if (g.tls.keyfile.empty()) g.tls.keyfile = g.tls.certfile;
+    g.tls.cafile = go.str("tlscafile");
+    g.tls.verify_client = go.boolean("tlsverifyclient");
+    if (g.tls.enabled) {
+        // Checked here so that `tandem -t` names the line: Sofia only says
+        // that the TLS listener could not start.
+        auto readable = [&](std::string_view option, const std::string& path) {
+            if (path.empty()) {
+                errors.push_back({where(go, "tlsenable", gsec), fmt::format("tlsenable=yes needs {}", option)});
+                return;
+            }
+            std::ifstream in(path);
+            if (!in)
+                errors.push_back({where(go, option, gsec),
+                                  fmt::format("{}: cannot read '{}': {}", option, path, std::strerror(errno))});
+        };
+        readable("tlscertfile", g.tls.certfile);
+        if (go.has("tlsprivatekey")) readable("tlsprivatekey", g.tls.keyfile);
+        if (!g.tls.cafile.empty()) readable("tlscafile", g.tls.cafile);
+        if (g.tls.verify_client && g.tls.cafile.empty())
+            errors.push_back({where(go, "tlsverifyclient", gsec), "tlsverifyclient=yes needs tlscafile"});
+        if (g.tls.port == g.bindport &&
+            std::find(g.transports.begin(), g.transports.end(), Transport::tcp) != g.transports.end())
+            errors.push_back({where(go, "tlsbindport", gsec), "tlsbindport must differ from bindport when TCP is on"});
+    }
     g.context = go.str("context");
     g.realm = go.str("realm");
     if (g.realm.empty() || !safe_header_text(g.realm)) {
@@ -465,6 +538,22 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
     }
     if (g.auth_algorithms.empty()) g.auth_algorithms.push_back(DigestAlgorithm::md5);
     g.sipdebug = go.boolean("sipdebug");
+
+    // Outbound registrations written in [general].
+    auto retry = std::chrono::duration_cast<std::chrono::seconds>(go.duration("registertimeout"));
+    auto attempts = static_cast<int>(go.integer("registerattempts"));
+    for (const auto* v : gsec.all("register")) {
+        std::string bad;
+        auto r = parse_register_line(v->value, bad);
+        if (!r) {
+            errors.push_back({v->where, bad});
+            continue;
+        }
+        r->expiry = g.defaultexpiry;
+        r->retry = retry;
+        r->attempts = attempts;
+        settings->registrations.push_back(std::move(*r));
+    }
 
     // Endpoint defaults from [general].
     NatMode default_nat;
@@ -572,9 +661,11 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
                                           s.name)});
         if (o.has("transport")) {
             std::string bad;
-            auto t = parse_transports(o.list("transport"), bad);
+            auto t = parse_transports(o.list("transport"), bad, true);
             if (!t || t->empty())
                 errors.push_back({where(o, "transport", s), fmt::format("transport: unknown value '{}'", bad)});
+            else if (std::find(t->begin(), t->end(), Transport::tls) != t->end() && !g.tls.enabled)
+                errors.push_back({where(o, "transport", s), "transport=tls needs tlsenable=yes in [general]"});
             else
                 e.transports = *t;
         } else {
@@ -588,6 +679,24 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.defaultuser = o.str("defaultuser");
         e.fromuser = o.str("fromuser");
         e.directmedia = o.boolean("directmedia");
+        if (o.boolean("register")) {
+            if (!e.has_static_host() || e.secret.empty()) {
+                errors.push_back({where(o, "register", s), "register=yes needs a static host= and a secret"});
+            } else {
+                OutboundRegistration r;
+                r.user = e.defaultuser.empty() ? e.name : e.defaultuser;
+                r.auth_user = r.user;
+                r.contact_user = r.user;
+                r.secret = e.secret;
+                r.host = e.host_ip ? e.host_ip->uri_host() : e.host;
+                r.port = e.port;
+                r.endpoint = e.name;
+                r.expiry = g.defaultexpiry;
+                r.retry = retry;
+                r.attempts = attempts;
+                if (errors.size() == before) settings->registrations.push_back(std::move(r));
+            }
+        }
 
         if (errors.size() == before) settings->endpoints.emplace(e.name, std::move(e));
     }

@@ -14,6 +14,7 @@
 #include "digest.hpp"
 #include "message.hpp"
 #include "net.hpp"
+#include "outbound.hpp"
 
 #include <tandem/config.hpp>
 
@@ -80,10 +81,20 @@ struct Endpoint {
     bool has_static_host() const { return !dynamic && !host.empty(); }
 };
 
+// tlsenable= and friends: the TLS listener.
+struct TlsSettings {
+    bool enabled = false;
+    std::uint16_t port = 5061;
+    std::string certfile, keyfile, cafile;
+    bool verify_client = false;
+    bool operator==(const TlsSettings&) const = default;
+};
+
 struct GeneralSettings {
     std::string bindaddr = "0.0.0.0";
     std::uint16_t bindport = 5060;
     std::vector<Transport> transports{Transport::udp};
+    TlsSettings tls;
     std::string context = "default";
     std::string realm = "tandem";
     std::string useragent;
@@ -100,6 +111,7 @@ struct GeneralSettings {
 struct Settings {
     GeneralSettings general;
     std::map<std::string, Endpoint, std::less<>> endpoints;
+    std::vector<OutboundRegistration> registrations;  // register => lines and register=yes peers
 
     const Endpoint* find(std::string_view name) const;
     // The static-host endpoint (peer or friend) a request from `from` belongs

@@ -21,18 +21,24 @@
 
 #include <pthread.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -154,6 +160,51 @@ int bind_error(const AgentConfig& config, bool udp, bool tcp) {
         if (err) return err;
     }
     return 0;
+}
+
+// Sofia 1.12 reads its TLS identity from a directory: agent.pem (private key
+// and certificate) and cafile.pem. Assembles one from the configured files in
+// a private temporary directory; the caller removes it once the listener is up.
+std::optional<std::filesystem::path> tls_directory(const AgentConfig& config, std::string& error) {
+    auto slurp = [&](const std::string& path, std::string& out) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
+            return false;
+        }
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        out = ss.str();
+        if (!out.empty() && out.back() != '\n') out += '\n';
+        return true;
+    };
+    std::string cert, key, ca;
+    if (!slurp(config.tls_certfile, cert)) return std::nullopt;
+    if (config.tls_keyfile != config.tls_certfile && !slurp(config.tls_keyfile, key)) return std::nullopt;
+    if (!config.tls_cafile.empty() && !slurp(config.tls_cafile, ca)) return std::nullopt;
+    if (ca.empty()) ca = cert;  // nothing to verify against: the stack still wants a file
+    auto base = std::filesystem::temp_directory_path() / "tandem-tls-XXXXXX";
+    std::string tmpl = base.string();
+    if (!::mkdtemp(tmpl.data())) {
+        error = fmt::format("cannot create a directory for the TLS certificate: {}", std::strerror(errno));
+        return std::nullopt;
+    }
+    std::filesystem::path dir(tmpl);
+    auto write = [&](const char* name, const std::string& text) {
+        auto path = (dir / name).string();
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) return false;
+        bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        ::close(fd);
+        return ok;
+    };
+    if (!write("agent.pem", key + cert) || !write("cafile.pem", ca)) {
+        error = fmt::format("cannot write the TLS certificate to {}: {}", dir.string(), std::strerror(errno));
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        return std::nullopt;
+    }
+    return dir;
 }
 
 std::optional<SocketAddress> source_of(nua_t* nua) {
@@ -282,12 +333,32 @@ struct SofiaAgent::Impl {
         bool answered = false;    // a 2xx went out or came in
         bool hangup = false;      // Tandem hung up: BYE a 2xx that crosses our CANCEL
         bool reliable = false;
+        Transport transport = Transport::udp;  // what our Contact must name (TLS on)
         int auth_attempts = 0;
         std::string auth_user, auth_secret;
     };
     std::unordered_map<std::uint64_t, std::unique_ptr<Dialog>> dialogs;
     std::atomic<std::uint64_t> next_call{1};
     std::atomic<std::size_t> dialog_count{0};
+    // Outbound registrations, by key; each live REGISTER handle maps back to
+    // its key. Handles still unregistering (removed, or at shutdown) keep
+    // their credentials to answer a challenge to the un-REGISTER.
+    struct Outbound {
+        OutboundRegistration config;
+        nua_handle_t* nh = nullptr;
+        RegistryEntry entry;
+        int auth_attempts = 0;
+        Clock::time_point retry_at{};
+    };
+    std::map<std::string, Outbound> outbound;
+    std::unordered_map<nua_handle_t*, std::string> outbound_by_nh;
+    struct Leaving {
+        OutboundRegistration config;
+        int auth_attempts = 0;
+    };
+    std::unordered_map<nua_handle_t*, Leaving> leaving;
+    mutable std::mutex registry_mu;
+    std::vector<RegistryEntry> registry_snapshot;
     std::unique_ptr<LogRoute> log_route;
     // nua_respond() keeps the reason phrase by pointer until the stack sends
     // the response (it copies only tags): phrases live here for good. They
@@ -371,6 +442,28 @@ struct SofiaAgent::Impl {
     void answer(std::uint64_t token, const SipResponse& r);
     void begin_shutdown();
     void apply_bans(const std::vector<IpAddress>& banned);
+    void set_registrations(const std::vector<OutboundRegistration>& wanted);
+    void start_registration(Outbound& o);
+    void end_registration(Outbound& o);
+    void registration_answer(nua_handle_t* nh, int status, const char* phrase, const sip_t* sip);
+    void unregistration_answer(nua_handle_t* nh, int status, const sip_t* sip);
+    void registration_failed(Outbound& o, int status, const char* phrase);
+    void publish_registry();
+
+    // With TLS on, the stack would put its sips: contact even in answers
+    // over UDP (it prefers the secure one), and the phone would then try to
+    // reach us over TLS: name the contact of the dialog's transport. Empty
+    // (the stack's choice) without TLS or when bound to a wildcard address.
+    std::string contact(Transport t, const std::string& user = {}) const {
+        auto host = IpAddress::parse(config.bindaddr);
+        if (!config.tls || !host || host->is_unspecified()) return {};
+        auto at = user.empty() ? std::string() : user + "@";
+        if (t == Transport::tls)
+            return fmt::format("<sip:{}{}:{};transport=tls>", at, host->uri_host(), config.tls_port);
+        if (t == Transport::tcp) return fmt::format("<sip:{}{}:{};transport=tcp>", at, host->uri_host(), config.port);
+        return fmt::format("<sip:{}{}:{}>", at, host->uri_host(), config.port);
+    }
+    bool authenticate(nua_handle_t* nh, int status, const sip_t* sip, const OutboundRegistration& c, int& attempts);
 };
 
 void SofiaAgent::Impl::run(std::promise<std::string>& started) {
@@ -418,18 +511,46 @@ bool SofiaAgent::Impl::bind(std::string& error) {
     if (tcp && !udp) url += ";transport=tcp";
     debug = config.debug;
 
+    std::string sips_url;
+    std::optional<std::filesystem::path> tls_dir;
+    if (config.tls) {
+        sips_url = fmt::format("sips:{}:{};transport=tls", host ? host->uri_host() : config.bindaddr, config.tls_port);
+        tls_dir = tls_directory(config, error);
+        if (!tls_dir) return false;
+    }
+    std::string tls_dir_text = tls_dir ? tls_dir->string() : std::string();
+    unsigned verify = config.tls_verify_client ? TPTLS_VERIFY_IN : TPTLS_VERIFY_NONE;
+
     errno = 0;
-    nua = nua_create(root, &Impl::on_event, static_cast<nua_magic_t*>(static_cast<void*>(this)),
-                     NUTAG_URL(URL_STRING_MAKE(url.c_str())), SIPTAG_USER_AGENT_STR(config.user_agent.c_str()),
-                     SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK"),
-                     NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO"), SIPTAG_SUPPORTED_STR("path, 100rel"),
-                     // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
-                     NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1), NUTAG_EARLY_MEDIA(1),
-                     NUTAG_ONLY183_100REL(1), NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1),
-                     TPTAG_LOG(config.debug ? 1 : 0), TAG_END());
+    nua = nua_create(
+        root, &Impl::on_event, static_cast<nua_magic_t*>(static_cast<void*>(this)),
+        NUTAG_URL(URL_STRING_MAKE(url.c_str())), TAG_IF(config.tls, NUTAG_SIPS_URL(URL_STRING_MAKE(sips_url.c_str()))),
+        TAG_IF(config.tls, NUTAG_CERTIFICATE_DIR(tls_dir_text.c_str())),
+        TAG_IF(config.tls, TPTAG_CERTIFICATE(tls_dir_text.c_str())),
+        TAG_IF(config.tls, TPTAG_TLS_VERIFY_POLICY(verify)),
+        SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK"),
+        NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO"), SIPTAG_SUPPORTED_STR("path, 100rel"),
+        // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
+        NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1), NUTAG_EARLY_MEDIA(1), NUTAG_ONLY183_100REL(1),
+        NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1), TPTAG_LOG(config.debug ? 1 : 0), TAG_END());
+    if (tls_dir) {
+        // The stack has loaded the key into memory (or failed): no copy stays on disk.
+        std::error_code ec;
+        std::filesystem::remove_all(*tls_dir, ec);
+    }
     if (!nua) {
         int err = errno ? errno : bind_error(config, udp, tcp);
         std::string transports = udp && tcp ? "udp, tcp" : udp ? "udp" : "tcp";
+        if (config.tls) {
+            transports += fmt::format(", tls on port {}", config.tls_port);
+            // A bad certificate or key fails the same way as a busy port.
+            if (!err) err = bind_error(AgentConfig{.bindaddr = config.bindaddr, .port = config.tls_port}, false, true);
+            if (!err) {
+                error = fmt::format("cannot start TLS on port {}: the certificate or key in {} / {} was refused",
+                                    config.tls_port, config.tls_certfile, config.tls_keyfile);
+                return false;
+            }
+        }
         error = fmt::format("cannot listen on {} ({}): {}", url.substr(4), transports,
                             err ? std::strerror(err) : "the SIP stack refused the address");
         return false;
@@ -460,6 +581,12 @@ void SofiaAgent::Impl::cleanup() {
     pending_count = 0;
     for (auto& [nh, p] : probes) nua_handle_destroy(nh);
     probes.clear();
+    for (auto& [nh, key] : outbound_by_nh) nua_handle_destroy(nh);
+    outbound_by_nh.clear();
+    outbound.clear();
+    for (auto& [nh, l] : leaving) nua_handle_destroy(nh);
+    leaving.clear();
+    publish_registry();
     for (auto& [id, d] : dialogs) {
         nua_handle_bind(d->nh, nullptr);
         nua_handle_destroy(d->nh);
@@ -512,6 +639,12 @@ void SofiaAgent::Impl::event(nua_event_t event, int status, char const* phrase, 
         }
         case nua_r_shutdown:
             if (status >= 200) su_root_break(root);
+            return;
+        case nua_r_register:
+            registration_answer(nh, status, phrase, sip);
+            return;
+        case nua_r_unregister:
+            unregistration_answer(nh, status, sip);
             return;
         case nua_i_error:
             log.debug("sip stack error: {} {}", status, phrase ? phrase : "");
@@ -636,7 +769,10 @@ void SofiaAgent::Impl::tick() {
         it = probes.erase(it);
         if (callbacks.on_probe_result) callbacks.on_probe_result(std::move(r));
     }
-    if (shutting_down || !callbacks.on_tick) return;
+    if (shutting_down) return;
+    for (auto& [key, o] : outbound)
+        if (!o.nh && o.entry.state != RegistryState::failed && now >= o.retry_at) start_registration(o);
+    if (!callbacks.on_tick) return;
     for (auto& t : callbacks.on_tick()) send_probe(t);
 }
 
@@ -672,6 +808,9 @@ void SofiaAgent::Impl::begin_shutdown() {
     std::vector<std::uint64_t> ids;
     for (auto& [id, d] : dialogs) ids.push_back(id);
     for (auto id : ids) hangup_call(id, 503);
+    for (auto& [key, o] : outbound) end_registration(o);
+    outbound.clear();
+    publish_registry();
     shutdown_timer = su_timer_create(su_root_task(root), shutdown_ms);
     if (shutdown_timer) su_timer_set(shutdown_timer, &Impl::on_shutdown_timeout, this);
     nua_shutdown(nua);
@@ -755,6 +894,7 @@ void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t
     d->nh = nh;
     d->incoming = true;
     d->reliable = offer.reliable;
+    d->transport = offer.request.transport;
     nua_handle_bind(nh, reinterpret_cast<nua_hmagic_t*>(d.get()));
     dialogs.emplace(d->id, std::move(d));
     dialog_count = dialogs.size();
@@ -872,7 +1012,9 @@ void SofiaAgent::Impl::respond_call(std::uint64_t id, int status, const std::str
     if (!reinvite && d.final_sent) return;
     if (status >= 200 && !reinvite) d.final_sent = true;
     if (status >= 200 && status < 300) d.answered = true;
-    nua_respond(d.nh, status, intern(phrase), TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+    auto ours = contact(d.transport);
+    nua_respond(d.nh, status, intern(phrase), TAG_IF(!ours.empty(), SIPTAG_CONTACT_STR(ours.c_str())),
+                TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                 TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())),
                 TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())), TAG_END());
 }
@@ -912,7 +1054,9 @@ void SofiaAgent::Impl::invite(std::uint64_t id, const OutgoingCall& c) {
     nua_handle_bind(nh, reinterpret_cast<nua_hmagic_t*>(d.get()));
     dialogs.emplace(id, std::move(d));
     dialog_count = dialogs.size();
+    auto ours = contact(c.transport);
     nua_invite(nh, NUTAG_URL(URL_STRING_MAKE(c.request_uri.c_str())), SIPTAG_FROM_STR(c.from.c_str()),
+               TAG_IF(!ours.empty(), SIPTAG_CONTACT_STR(ours.c_str())),
                TAG_IF(!proxy.empty(), NUTAG_PROXY(URL_STRING_MAKE(proxy.c_str()))),
                TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
                TAG_IF(!c.sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
@@ -942,6 +1086,172 @@ void SofiaAgent::Impl::info(std::uint64_t id, const std::string& type, const std
     auto it = dialogs.find(id);
     if (it == dialogs.end() || !it->second->answered || it->second->hangup) return;
     nua_info(it->second->nh, SIPTAG_CONTENT_TYPE_STR(type.c_str()), SIPTAG_PAYLOAD_STR(body.c_str()), TAG_END());
+}
+
+namespace {
+
+std::int64_t wall_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+void SofiaAgent::Impl::set_registrations(const std::vector<OutboundRegistration>& wanted) {
+    if (shutting_down) return;
+    for (auto it = outbound.begin(); it != outbound.end();) {
+        auto same = std::find(wanted.begin(), wanted.end(), it->second.config);
+        if (same != wanted.end()) {
+            ++it;
+            continue;
+        }
+        log.notice("registration {}: removed from sip.conf", it->first);
+        end_registration(it->second);
+        it = outbound.erase(it);
+    }
+    for (auto& w : wanted) {
+        auto key = w.key();
+        if (outbound.count(key)) continue;
+        auto& o = outbound[key];
+        o.config = w;
+        o.entry.key = key;
+        o.entry.host = w.host;
+        o.entry.port = w.port;
+        o.entry.user = w.user;
+        start_registration(o);
+    }
+    publish_registry();
+}
+
+void SofiaAgent::Impl::start_registration(Outbound& o) {
+    auto& c = o.config;
+    auto aor = fmt::format("<sip:{}@{}>", c.user, c.host);
+    auto registrar = fmt::format("sip:{}:{}", c.host, c.port);
+    auto expires = std::to_string(c.expiry.count());
+    o.nh = nua_handle(nua, nullptr, SIPTAG_TO_STR(aor.c_str()), SIPTAG_FROM_STR(aor.c_str()), TAG_END());
+    if (!o.nh) {
+        registration_failed(o, 500, "cannot create a handle");
+        return;
+    }
+    outbound_by_nh[o.nh] = o.entry.key;
+    o.auth_attempts = 0;
+    o.entry.state = RegistryState::request_sent;
+    o.entry.next_attempt = 0;
+    // The stack refreshes the binding before it expires; its own NAT
+    // keep-alives and Contact validation are for phones, not for a PBX.
+    auto ours = contact(Transport::udp, c.contact_user);
+    nua_register(o.nh, NUTAG_REGISTRAR(URL_STRING_MAKE(registrar.c_str())), NUTAG_M_USERNAME(c.contact_user.c_str()),
+                 TAG_IF(!ours.empty(), SIPTAG_CONTACT_STR(ours.c_str())), SIPTAG_EXPIRES_STR(expires.c_str()),
+                 NUTAG_OUTBOUND("no-options-keepalive, no-validate, no-natify"), NUTAG_KEEPALIVE(0), TAG_END());
+    publish_registry();
+}
+
+void SofiaAgent::Impl::end_registration(Outbound& o) {
+    if (!o.nh) return;
+    outbound_by_nh.erase(o.nh);
+    if (o.entry.state == RegistryState::registered) {
+        leaving[o.nh] = Leaving{o.config, 0};
+        nua_unregister(o.nh, TAG_END());
+        log.notice("registration {}: unregistering", o.entry.key);
+    } else {
+        nua_handle_destroy(o.nh);
+    }
+    o.nh = nullptr;
+    o.entry.state = RegistryState::unregistered;
+    o.entry.expires_at = 0;
+}
+
+bool SofiaAgent::Impl::authenticate(nua_handle_t* nh, int status, const sip_t* sip, const OutboundRegistration& c,
+                                    int& attempts) {
+    if ((status != 401 && status != 407) || c.secret.empty() || attempts >= 2 || !sip) return false;
+    auto* challenge = status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
+    if (!challenge || !challenge->au_scheme) return false;
+    const char* realm = msg_params_find(challenge->au_params, "realm=");
+    if (!realm) return false;
+    ++attempts;
+    auto credentials = fmt::format("{}:{}:{}:{}", challenge->au_scheme, realm, c.auth_user, c.secret);
+    nua_authenticate(nh, NUTAG_AUTH(credentials.c_str()), TAG_END());
+    return true;
+}
+
+void SofiaAgent::Impl::registration_answer(nua_handle_t* nh, int status, const char* phrase, const sip_t* sip) {
+    auto by = outbound_by_nh.find(nh);
+    if (by == outbound_by_nh.end()) return;
+    auto it = outbound.find(by->second);
+    if (it == outbound.end()) return;
+    auto& o = it->second;
+    if (status < 200) return;
+    if (authenticate(nh, status, sip, o.config, o.auth_attempts)) {
+        o.entry.state = RegistryState::auth_sent;
+        publish_registry();
+        return;
+    }
+    if (status >= 300) {
+        registration_failed(o, status, phrase);
+        return;
+    }
+    // The registrar may grant less than asked: its answer's Contact (ours)
+    // or Expires says how long.
+    long long granted = o.config.expiry.count();
+    if (sip && sip->sip_expires) granted = static_cast<long long>(sip->sip_expires->ex_delta);
+    if (sip)
+        for (const sip_contact_t* m = sip->sip_contact; m; m = m->m_next)
+            if (m->m_expires && m->m_url->url_user && o.config.contact_user == m->m_url->url_user)
+                if (auto v = parse_long(m->m_expires)) granted = *v;
+    bool was_up = o.entry.state == RegistryState::registered;
+    o.auth_attempts = 0;
+    o.entry.state = RegistryState::registered;
+    o.entry.status = status;
+    o.entry.failures = 0;
+    o.entry.expires_at = wall_seconds() + granted;
+    o.entry.next_attempt = 0;
+    if (!was_up) log.notice("registration {}: Registered for {} s", o.entry.key, granted);
+    publish_registry();
+    if (!was_up && callbacks.on_registry_change) callbacks.on_registry_change(o.entry);
+}
+
+void SofiaAgent::Impl::registration_failed(Outbound& o, int status, const char* phrase) {
+    bool was_up = o.entry.state == RegistryState::registered;
+    if (o.nh) {
+        outbound_by_nh.erase(o.nh);
+        nua_handle_destroy(o.nh);
+        o.nh = nullptr;
+    }
+    ++o.entry.failures;
+    o.entry.status = status;
+    o.entry.expires_at = 0;
+    o.entry.state = status == 408 || status == 503 ? RegistryState::timeout : RegistryState::rejected;
+    if (o.config.attempts > 0 && o.entry.failures >= o.config.attempts) {
+        o.entry.state = RegistryState::failed;
+        o.entry.next_attempt = 0;
+        log.warning("registration {}: {} {}; giving up after {} attempts", o.entry.key, status, phrase ? phrase : "",
+                    o.entry.failures);
+    } else {
+        // 20 s, 40 s, 80 s ... up to 8 times registertimeout.
+        auto delay = o.config.retry * (1 << std::min(o.entry.failures - 1, 3));
+        o.retry_at = Clock::now() + delay;
+        o.entry.next_attempt = wall_seconds() + delay.count();
+        log.warning("registration {}: {} {}; retrying in {} s", o.entry.key, status, phrase ? phrase : "",
+                    delay.count());
+    }
+    publish_registry();
+    if ((was_up || o.entry.failures == 1) && callbacks.on_registry_change) callbacks.on_registry_change(o.entry);
+}
+
+void SofiaAgent::Impl::unregistration_answer(nua_handle_t* nh, int status, const sip_t* sip) {
+    auto it = leaving.find(nh);
+    if (it == leaving.end() || status < 200) return;
+    if (authenticate(nh, status, sip, it->second.config, it->second.auth_attempts)) return;
+    log.notice("registration {}: unregistered ({})", it->second.config.key(), status);
+    leaving.erase(it);
+    nua_handle_destroy(nh);
+}
+
+void SofiaAgent::Impl::publish_registry() {
+    std::vector<RegistryEntry> list;
+    for (auto& [key, o] : outbound) list.push_back(o.entry);
+    std::lock_guard lock(registry_mu);
+    registry_snapshot = std::move(list);
 }
 
 SofiaAgent::SofiaAgent(Log log) : impl_(std::make_unique<Impl>(std::move(log))) {}
@@ -1054,6 +1364,15 @@ void SofiaAgent::call_info(std::uint64_t call, std::string content_type, std::st
 
 std::size_t SofiaAgent::dialogs() const {
     return impl_->dialog_count.load();
+}
+
+void SofiaAgent::set_registrations(std::vector<OutboundRegistration> registrations) {
+    impl_->push([impl = impl_.get(), r = std::move(registrations)] { impl->set_registrations(r); });
+}
+
+std::vector<RegistryEntry> SofiaAgent::registry() const {
+    std::lock_guard lock(impl_->registry_mu);
+    return impl_->registry_snapshot;
 }
 
 }  // namespace tandem::sip

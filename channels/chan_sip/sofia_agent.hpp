@@ -31,6 +31,7 @@
 
 #include "message.hpp"
 #include "net.hpp"
+#include "outbound.hpp"
 #include "qualify.hpp"
 
 #include <tandem/log.hpp>
@@ -52,6 +53,12 @@ struct AgentConfig {
     std::string user_agent = "Tandem";
     bool debug = false;       // log every message in and out
     bool force_rport = true;  // answer to the source port even without ;rport (nat=force_rport)
+    // TLS listener on tls_port when enabled: certificate and key (PEM files),
+    // optional CA file for client certificates.
+    bool tls = false;
+    std::uint16_t tls_port = 5061;
+    std::string tls_certfile, tls_keyfile, tls_cafile;
+    bool tls_verify_client = false;
 };
 
 struct IncomingRequest {
@@ -125,6 +132,8 @@ public:
         // An initial INVITE; every later event of its dialog goes to on_call_event.
         std::function<void(CallOffer)> on_invite;
         std::function<void(CallEvent)> on_call_event;
+        // An outbound registration changed state (registered, rejected, ...).
+        std::function<void(RegistryEntry)> on_registry_change;
     };
 
     explicit SofiaAgent(Log log);
@@ -164,6 +173,13 @@ public:
     void call_info(std::uint64_t call, std::string content_type, std::string body);
     // Dialogs alive on the Sofia thread (for tests and the CLI).
     std::size_t dialogs() const;
+
+    // --- outbound registrations (trunks), any thread ---
+    // The registrations to keep: new ones start, removed or changed ones are
+    // unregistered. On stop() every registered one is unregistered.
+    void set_registrations(std::vector<OutboundRegistration> registrations);
+    // Their state, for `sip show registry`.
+    std::vector<RegistryEntry> registry() const;
 
 private:
     struct Impl;

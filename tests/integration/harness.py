@@ -73,6 +73,9 @@ class Tandem:
             with open(sip_conf) as f:
                 text = f.read()
             text = re.sub(r"(?m)^bindport\s*=.*$", f"bindport = {self.sip_port}", text)
+            # And its own TLS port, when the file enables TLS.
+            self.tls_port = free_port()
+            text = re.sub(r"(?m)^tlsbindport\s*=.*$", f"tlsbindport = {self.tls_port}", text)
             with open(sip_conf, "w") as f:
                 f.write(text)
         if edit:

@@ -1,0 +1,64 @@
+// Outbound registrations: Tandem registering with a provider (a trunk), as
+// Asterisk's `register =>` lines in [general] or `register=yes` on a peer.
+//
+// This header holds the plain values: what to register (parsed from
+// sip.conf) and the state shown by `sip show registry`. The Sofia thread
+// (sofia_agent.cpp) runs the REGISTER transactions: it answers 401/407 with
+// the secret, lets the stack refresh before expiry, retries with a growing
+// delay after a failure and unregisters on stop.
+//
+// Threading: plain values, no shared state.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tandem::sip {
+
+struct OutboundRegistration {
+    std::string user;       // user part of the address of record (To/From)
+    std::string secret;     // answers a 401/407; empty: no authentication
+    std::string auth_user;  // digest user name (default: user)
+    std::string host;       // registrar host name or address
+    std::uint16_t port = 5060;
+    std::string contact_user;  // user part of our Contact (default: user); inbound calls use it
+    std::string endpoint;      // the peer whose register=yes made it, or ""
+    std::chrono::seconds expiry{120};
+    std::chrono::seconds retry{20};  // registertimeout: first retry after a failure
+    int attempts = 0;                // registerattempts: failures before giving up (0: never)
+
+    // "user@host:port": names it in logs and the CLI.
+    std::string key() const;
+    bool operator==(const OutboundRegistration&) const = default;
+};
+
+// Parses `user[:secret[:authuser]]@host[:port][/contact-user]`; nullopt with
+// `error` set when malformed.
+std::optional<OutboundRegistration> parse_register_line(std::string_view text, std::string& error);
+
+enum class RegistryState : std::uint8_t {
+    unregistered,
+    request_sent,
+    auth_sent,
+    registered,
+    rejected,
+    timeout,
+    failed
+};
+std::string_view to_string(RegistryState s);  // as Asterisk: "Registered", "Request Sent", ...
+
+struct RegistryEntry {
+    std::string key;
+    std::string host, user;
+    std::uint16_t port = 5060;
+    RegistryState state = RegistryState::unregistered;
+    int status = 0;                 // last final answer, 0 if none
+    std::int64_t expires_at = 0;    // wall clock, seconds; 0 when not registered
+    std::int64_t next_attempt = 0;  // wall clock, seconds; 0 when none is planned
+    int failures = 0;
+};
+
+}  // namespace tandem::sip

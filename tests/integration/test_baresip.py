@@ -1,0 +1,255 @@
+"""Real softphones: two baresip instances register with Tandem, 1001 calls
+1002 through Dial(SIP/1002), 1002 answers by itself, and the tone 1001 sends
+(440 Hz from a WAV made with sox, through baresip's aufile source) must come
+out of 1002's recording (baresip's sndfile module) loud and at 440 Hz. Once
+over UDP with plain RTP, once over TLS with SRTP (SDES).
+
+Each baresip gets its own config directory in a temporary directory, free
+ports, a `-t` lifetime as a backstop, and is stopped at the end whatever
+happens. Skipped (with a message) when baresip or sox is not installed."""
+import glob
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
+
+from harness import Tandem, check, finish  # noqa: E402
+from siptest import SECRETS, append_file, edits, free_port, use_port  # noqa: E402
+
+BARESIP = shutil.which("baresip")
+SOX = shutil.which("sox")
+MODULES = "/usr/lib/baresip/modules"
+TONE_HZ = 440
+OTHER_HZ = 1000
+
+TLS_ENDPOINTS = """
+[2001](office-phone)
+secret = Tandem-2001-Over-TLS!
+transport = tls
+media_encryption = sdes
+context = phones-tls
+
+[2002](office-phone)
+secret = Tandem-2002-Over-TLS!
+transport = tls
+media_encryption = sdes
+context = phones-tls
+"""
+TLS_SECRETS = {"2001": "Tandem-2001-Over-TLS!", "2002": "Tandem-2002-Over-TLS!"}
+TLS_DIALPLAN = """
+[phones-tls]
+exten => _200[12],1,Dial(SIP/${EXTEN},30)
+"""
+
+
+def free_pair():
+    """A port free for UDP and TCP whose next port is free for TCP too:
+    baresip listens for TLS on sip_listen's port + 1."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free pair of ports")
+
+
+class Baresip:
+    def __init__(self, workdir, name, account, source_wav, cafile=None):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(os.path.join(self.dir, "dump"))
+        self.sip_port = free_pair()
+        self.ctrl_port = free_port()
+        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
+            self.ctrl_port = free_port()
+        lines = [
+            "poll_method epoll",
+            "net_interface 127.0.0.1",
+            f"sip_listen 127.0.0.1:{self.sip_port}",
+            f"audio_source aufile,{source_wav}",
+            "audio_player alsa,null",
+            "audio_alert alsa,null",
+            "audio_level no",
+            "rtp_stats no",
+            f"module_path {MODULES}",
+            "module g711.so",
+            "module aufile.so",
+            "module alsa.so",
+            "module sndfile.so",
+            "module srtp.so",
+            "module_tmp account.so",
+            "module_app menu.so",
+            "module_app ctrl_tcp.so",
+            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+            f"snd_path {os.path.join(self.dir, 'dump')}",
+        ]
+        if cafile:
+            lines.append(f"sip_cafile {cafile}")
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write(account + "\n")
+        for name_ in ("contacts", "current_contact", "uuid"):
+            open(os.path.join(self.dir, name_), "a").close()
+        self.log = open(os.path.join(self.dir, "baresip.log"), "w")
+        self.proc = subprocess.Popen([BARESIP, "-f", self.dir, "-t", "60"], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def command(self, command, params=""):
+        """One ctrl_tcp command (a netstring of JSON); True when sent."""
+        body = '{"command":"%s","params":"%s","token":"t"}' % (command, params)
+        data = f"{len(body)}:{body},".encode()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=2) as s:
+                    s.sendall(data)
+                    try:
+                        s.recv(4096)
+                    except socket.timeout:
+                        pass
+                return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(os.path.join(self.dir, "baresip.log"), errors="replace") as f:
+            return f.read()
+
+    def recordings(self, kind):
+        return sorted(glob.glob(os.path.join(self.dir, "dump", f"*{kind}*.wav")))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self.log.close()
+
+
+def goertzel(samples, rate, freq):
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - k * s1 * s2
+
+
+def analyse(path):
+    """(rms, power at TONE_HZ / power at OTHER_HZ) of the recording's loud part."""
+    with wave.open(path) as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        return 0.0, 0.0
+    count = len(raw) // 2
+    samples = [int.from_bytes(raw[2 * i:2 * i + 2], "little", signed=True) for i in range(0, count, channels)]
+    # Leave out the first half second (jitter buffer, start of the call).
+    loud = samples[rate // 2:]
+    if not loud:
+        return 0.0, 0.0
+    rms = math.sqrt(sum(x * x for x in loud) / len(loud))
+    window = loud[: rate * 2]
+    tone = goertzel(window, rate, TONE_HZ)
+    other = goertzel(window, rate, OTHER_HZ) or 1e-9
+    return rms, tone / other
+
+
+def call_test(t, label, workdir, accounts, server_port, dial_user, cafile=None):
+    """A registers, B registers, A dials B, a few seconds of tone, A hangs up."""
+    tone_a = os.path.join(workdir, f"tone-{TONE_HZ}.wav")
+    tone_b = os.path.join(workdir, f"tone-{OTHER_HZ}.wav")
+    phones = []
+    try:
+        b = Baresip(workdir, f"{label}-callee", accounts[1], tone_b, cafile)
+        phones.append(b)
+        a = Baresip(workdir, f"{label}-caller", accounts[0], tone_a, cafile)
+        phones.append(a)
+        users = [re.search(r"sip:(\d+)@", acc).group(1) for acc in accounts]
+        registered = t.wait_for(lambda: all(u in t.rx("sip show registrations")[1] for u in users), timeout=15, interval=0.3)
+        check(registered, f"{label}: both baresip phones register:\n" + t.rx("sip show registrations")[1]
+              + ("" if registered else a.output()[-2000:] + b.output()[-2000:]))
+        if not registered:
+            return
+        check(a.command("dial", f"sip:{dial_user}@127.0.0.1:{server_port}"), f"{label}: dial command sent")
+        up = t.wait_for(lambda: t.channel_count() == 2, timeout=15, interval=0.2)
+        check(up, f"{label}: the call is up through Dial (2 channels)"
+              + ("" if up else "\n" + a.output()[-2500:] + "\n" + b.output()[-2500:] + "\n" + t.log()[-3000:]))
+        if not up:
+            return
+        time.sleep(4)
+        _, chans = t.rx("core show channels")
+        a.command("hangup")
+        down = t.wait_for(lambda: t.channel_count() == 0, timeout=15, interval=0.2)
+        check(down, f"{label}: hangup from the caller clears every channel:\n" + chans)
+        time.sleep(0.5)
+        for p in phones:
+            p.stop()
+        got = b.recordings("dec")
+        check(len(got) >= 1, f"{label}: the callee recorded what it received: {os.listdir(os.path.join(b.dir, 'dump'))}"
+              + ("" if got else "\n" + b.output()[-2500:]))
+        if got:
+            rms, ratio = analyse(got[-1])
+            check(rms > 500, f"{label}: the received audio is not silent (RMS {rms:.0f})")
+            check(ratio > 20, f"{label}: it is the caller's {TONE_HZ} Hz tone ({TONE_HZ}/{OTHER_HZ} Hz power ratio "
+                  f"{ratio:.1f})")
+        if "srtp" in label:
+            text = b.output() + a.output()
+            check("RTP/SAVP" in text or "srtp" in text.lower(), f"{label}: baresip negotiated SRTP")
+    finally:
+        for p in phones:
+            p.stop()
+
+
+if not BARESIP or not SOX or not os.path.isdir(MODULES):
+    print("SKIP: baresip or sox is not installed (contrib/install-deps.sh installs them)")
+    finish()
+
+workdir = tempfile.mkdtemp(prefix="tandem-baresip-")
+try:
+    for hz in (TONE_HZ, OTHER_HZ):
+        subprocess.run([SOX, "-n", "-r", "8000", "-c", "1", "-b", "16",
+                        os.path.join(workdir, f"tone-{hz}.wav"), "synth", "30", "sine", str(hz), "vol", "0.5"],
+                       check=True, timeout=30)
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    port, tls_port = free_port(), free_port()
+    t = Tandem(edit=edits(use_port(port, tlsenable="yes", tlsbindport=tls_port, tlscertfile=cert,
+                                   tlsprivatekey=key, qualify="no"),
+                          append_file("sip.conf", TLS_ENDPOINTS),
+                          append_file("extensions.conf", TLS_DIALPLAN)))
+    with t:
+        udp = [f"<sip:{u}@127.0.0.1:{port}>;auth_pass={SECRETS[u]};regint=600;answermode=auto;audio_codecs=pcmu"
+               for u in ("1001", "1002")]
+        call_test(t, "udp", workdir, udp, port, "1002")
+        tls = [f"<sip:{u}@127.0.0.1:{tls_port};transport=tls>;auth_pass={TLS_SECRETS[u]};regint=600;"
+               f"answermode=auto;audio_codecs=pcmu;mediaenc=srtp-mand" for u in ("2001", "2002")]
+        call_test(t, "tls-srtp", workdir, tls, tls_port, "2002", cafile=cert)
+finally:
+    if os.environ.get("TANDEM_KEEP_TMP"):
+        print("kept", workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+finish()

@@ -1,0 +1,101 @@
+"""Outbound registration (trunks): Tandem registers with a provider played by
+SIPp (uas_registrar.xml: 401 with a challenge, then 200 for 60 s), shows it
+in `sip show registry`, and unregisters (Expires: 0) when it stops. A
+register=yes peer with a wrong secret is refused (403) and shows Rejected
+with a retry planned; `tandem -t` names a malformed register => line."""
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
+
+from harness import BIN, Tandem, check, finish  # noqa: E402
+from siptest import HERE, SIPP, append_file, edits, free_port, use_port  # noqa: E402
+
+good_port, bad_port = free_port(), free_port()
+BAD_PEER = f"""
+[badtrunk]
+type = peer
+host = 127.0.0.1
+port = {bad_port}
+defaultuser = acct42
+secret = Wrong-Secret-9876
+context = default
+register = yes
+"""
+
+
+def registrar(port, timeout=40):
+    return subprocess.Popen([SIPP, "-sf", os.path.join(HERE, "uas_registrar.xml"), "-i", "127.0.0.1",
+                             "-p", str(port), "-m", "1", "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finished(proc, what):
+    try:
+        out, _ = proc.communicate(timeout=45)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    check(proc.returncode == 0, what + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
+
+
+def add_register_line(line):
+    def edit(conf_dir):
+        path = os.path.join(conf_dir, "sip.conf")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("[general]\n", f"[general]\nregister => {line}\n", 1))
+    return edit
+
+
+def registry(t):
+    return t.rx("sip show registry")[1]
+
+
+port = free_port()
+good = registrar(good_port)
+bad = registrar(bad_port)
+time.sleep(0.3)
+conf = edits(use_port(port, registertimeout="20s"),
+             add_register_line(f"acct42:Trunk-Secret-1234@127.0.0.1:{good_port}/5550100"),
+             append_file("sip.conf", BAD_PEER))
+t = Tandem(edit=conf)
+try:
+    with t:
+        up = t.wait_for(lambda: re.search(rf"127\.0\.0\.1:{good_port}\s+acct42\s+Registered", registry(t)) is not None,
+                        timeout=10, interval=0.2)
+        out = registry(t)
+        check(up, "the register => line is Registered after the 401 challenge:\n" + out)
+        m = re.search(rf"127\.0\.0\.1:{good_port}\s+acct42\s+Registered\s+(\d+)", out)
+        check(m is not None and 50 <= int(m.group(1)) <= 60, "its expiry is the 60 s the registrar granted")
+        rejected = t.wait_for(lambda: re.search(rf"127\.0\.0\.1:{bad_port}\s+acct42\s+Rejected\s+-\s+403, retry in",
+                                                registry(t)) is not None, timeout=10, interval=0.2)
+        check(rejected, "register=yes with a wrong secret: Rejected (403) with a retry planned:\n" + registry(t))
+        check("2 SIP registrations" in registry(t), "sip show registry counts both")
+        check("registration acct42@127.0.0.1:%d: Registered" % good_port in t.log(), "the log says it came up")
+    # Stopping Tandem removed the binding: the registrar saw Expires: 0.
+    finished(good, "the provider saw REGISTER, the authenticated REGISTER and the un-REGISTER")
+finally:
+    for p in (good, bad):
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+# tandem -t names a malformed register => line.
+t = Tandem(edit=conf)
+sip_conf = os.path.join(t.conf, "sip.conf")
+with open(sip_conf) as f:
+    lines = f.read().split("\n")
+idx = next(i for i, l in enumerate(lines) if l.startswith("register =>"))
+lines[idx] = "register => no-host-here"
+with open(sip_conf, "w") as f:
+    f.write("\n".join(lines))
+r = subprocess.run([BIN, "-t", "-C", t.conf], capture_output=True, text=True, timeout=60)
+check(r.returncode != 0 and f"sip.conf:{idx + 1}:" in r.stdout and "register" in r.stdout,
+      f"tandem -t names sip.conf:{idx + 1}: {r.stdout.strip().splitlines()[:3]}")
+t.cleanup()
+finish()
