@@ -69,6 +69,7 @@ void SipService::start() {
     config.port = s->general.bindport;
     config.transports = s->general.transports;
     config.user_agent = s->general.useragent;
+    config.udp_rcvbuf = s->general.udp_rcvbuf;
     config.debug = s->general.sipdebug;
     config.force_rport = s->general.nat.force_rport;
     config.tls = s->general.tls.enabled;

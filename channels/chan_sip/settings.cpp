@@ -224,6 +224,13 @@ std::span<const OptionSpec> general_schema() {
          .type = OptionType::list,
          .default_value = "udp",
          .help = "Transports to listen on: udp, tcp."},
+        {.name = "udprcvbuf",
+         .type = OptionType::integer,
+         .default_value = "4194304",
+         .min = 0,
+         .max = 268435456,
+         .help = "Receive buffer of the UDP SIP socket in bytes (0: the system's default). A large buffer "
+                 "absorbs bursts of requests instead of dropping them."},
         {.name = "tlsenable",
          .type = OptionType::boolean,
          .default_value = "no",
@@ -466,6 +473,7 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         else
             g.transports = *t;
     }
+    g.udp_rcvbuf = static_cast<std::uint32_t>(go.integer("udprcvbuf"));
     g.tls.enabled = go.boolean("tlsenable");
     g.tls.port = static_cast<std::uint16_t>(go.integer("tlsbindport"));
     g.tls.certfile = go.str("tlscertfile");

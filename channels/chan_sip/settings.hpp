@@ -94,6 +94,7 @@ struct GeneralSettings {
     std::string bindaddr = "0.0.0.0";
     std::uint16_t bindport = 5060;
     std::vector<Transport> transports{Transport::udp};
+    std::uint32_t udp_rcvbuf = 4u << 20;  // bytes; 0 keeps the system's default
     TlsSettings tls;
     std::string context = "default";
     std::string realm = "tandem";

@@ -96,15 +96,16 @@ BanFilter build_ban_filter(const std::vector<IpAddress>& banned) {
     return out;
 }
 
-int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& error) {
+namespace {
+
+// Calls `fn(fd)` for every socket of this process bound to local `port`.
+template <class Fn>
+bool for_each_socket_on_port(std::uint16_t port, std::string& error, Fn fn) {
     DIR* dir = ::opendir("/proc/self/fd");
     if (!dir) {
         error = std::string("cannot list /proc/self/fd: ") + std::strerror(errno);
-        return 0;
+        return false;
     }
-    int changed = 0;
-    sock_fprog prog{static_cast<unsigned short>(filter.program.size()),
-                    const_cast<sock_filter*>(filter.program.data())};
     while (auto* ent = ::readdir(dir)) {
         char* end = nullptr;
         long fd = std::strtol(ent->d_name, &end, 10);
@@ -119,21 +120,49 @@ int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& e
             local = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
         else
             continue;
-        if (local != port) continue;
+        if (local == port) fn(static_cast<int>(fd));
+    }
+    ::closedir(dir);
+    return true;
+}
+
+}  // namespace
+
+int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& error) {
+    int changed = 0;
+    sock_fprog prog{static_cast<unsigned short>(filter.program.size()),
+                    const_cast<sock_filter*>(filter.program.data())};
+    for_each_socket_on_port(port, error, [&](int fd) {
         int rc;
         if (filter.program.empty()) {
             int unused = 0;
-            rc = ::setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused);
-            if (rc != 0 && errno == ENOENT) continue;  // none attached
+            rc = ::setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused);
+            if (rc != 0 && errno == ENOENT) return;  // none attached
         } else {
-            rc = ::setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+            rc = ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
         }
         if (rc == 0)
             ++changed;
         else
             error = std::string("socket filter: ") + std::strerror(errno);
-    }
-    ::closedir(dir);
+    });
+    return changed;
+}
+
+int set_receive_buffer(std::uint16_t port, std::uint32_t bytes, std::string& error) {
+    int changed = 0;
+    int value = static_cast<int>(bytes);
+    for_each_socket_on_port(port, error, [&](int fd) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_DGRAM) return;
+        // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; SO_RCVBUF is capped by it.
+        if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, sizeof value) == 0 ||
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, sizeof value) == 0)
+            ++changed;
+        else
+            error = std::string("receive buffer: ") + std::strerror(errno);
+    });
     return changed;
 }
 

@@ -527,7 +527,7 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         NUTAG_URL(URL_STRING_MAKE(url.c_str())), TAG_IF(config.tls, NUTAG_SIPS_URL(URL_STRING_MAKE(sips_url.c_str()))),
         TAG_IF(config.tls, NUTAG_CERTIFICATE_DIR(tls_dir_text.c_str())),
         TAG_IF(config.tls, TPTAG_CERTIFICATE(tls_dir_text.c_str())),
-        TAG_IF(config.tls, TPTAG_TLS_VERIFY_POLICY(verify)),
+        TAG_IF(config.tls, TPTAG_TLS_VERIFY_POLICY(verify)), NUTAG_USER_AGENT(config.user_agent.c_str()),
         SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK"),
         NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO"), SIPTAG_SUPPORTED_STR("path, 100rel"),
         // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
@@ -554,6 +554,11 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         error = fmt::format("cannot listen on {} ({}): {}", url.substr(4), transports,
                             err ? std::strerror(err) : "the SIP stack refused the address");
         return false;
+    }
+    if (udp && config.udp_rcvbuf) {
+        std::string why;
+        if (set_receive_buffer(config.port, config.udp_rcvbuf, why) == 0 && !why.empty())
+            log.warning("cannot size the SIP receive buffer to {} bytes: {}", config.udp_rcvbuf, why);
     }
     tick_timer = su_timer_create(su_root_task(root), tick_ms);
     if (!tick_timer || su_timer_set_for_ever(tick_timer, &Impl::on_tick, this) < 0) {
