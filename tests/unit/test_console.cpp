@@ -639,16 +639,29 @@ public:
         winsize ws{};
         ws.ws_row = 24;
         ws.ws_col = 80;
+        // The child execs this test binary in its console mode (main.cpp):
+        // between fork and exec it only makes async-signal-safe calls, since
+        // other threads of the runner may hold locks at the moment of the fork.
+        // So everything it needs is built here, before forking.
+        std::vector<std::string> env{"TERM=xterm", "HOME=" + home};  // no ~/.editrc from the developer
+        for (char** e = environ; *e; ++e) {
+            std::string_view v(*e);
+            if (!v.starts_with("TERM=") && !v.starts_with("HOME=") && !v.starts_with("EDITRC=")) env.emplace_back(v);
+        }
+        std::vector<std::string> args{"unit_tests", "--console-child", socket, verbosity, history};
+        std::vector<char*> envp, argv;
+        for (auto& e : env) envp.push_back(e.data());
+        envp.push_back(nullptr);
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
         // Or the child inherits unwritten test-runner output and prints it.
         std::cout.flush();
         std::fflush(nullptr);
         pid_ = ::forkpty(&master_, nullptr, nullptr, &ws);
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {
-            ::setenv("TERM", "xterm", 1);
-            ::setenv("HOME", home.c_str(), 1);  // no ~/.editrc from the developer
-            ::unsetenv("EDITRC");
-            ::_exit(cli::run_console(socket, verbosity, history));
+            ::execve("/proc/self/exe", argv.data(), envp.data());
+            ::_exit(127);
         }
     }
 
