@@ -32,6 +32,10 @@ struct TestCore {
             << (dir / "run").string() << "\nspool => " << (dir / "spool").string() << "\ndb => "
             << (dir / "lib").string() << "\nlog => " << (dir / "log").string() << "\n";
         if (!extensions.empty()) std::ofstream(dir / "etc" / "extensions.conf") << extensions;
+        // The sample sip.conf listens on 127.0.0.1:5060: a unit test's core
+        // must neither take that port from a running PBX nor fight another
+        // test core for it. SIP is tested with a port of its own (test_sip_*).
+        std::ofstream(dir / "etc" / "modules.conf", std::ios::app) << "noload => chan_sip\n";
         StartOptions o;
         o.config_dir = dir / "etc";
         o.terminal_level = LogLevel::off;
