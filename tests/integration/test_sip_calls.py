@@ -237,7 +237,7 @@ with t:
     up = t.wait_for(lambda: re.search(r"SIP/1001-\S+\s+\S+\s+in\s+Up", sip_channels(t)) is not None, timeout=8)
     check(up, "a call is up before the stop")
     rc = t.stop()
-    check(rc == 0, f"the PBX stops cleanly with a call up (exit {rc})")
+    check(rc == 0, f"the PBX stops cleanly with a call up (exit {rc})" + ("" if rc == 0 else ":\n" + t.log()[-4000:]))
     out, _ = proc.communicate(timeout=30)
     check(proc.returncode == 0, "the caller got a BYE from the stopping PBX"
           + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
