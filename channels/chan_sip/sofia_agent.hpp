@@ -52,8 +52,8 @@ struct AgentConfig {
     std::vector<Transport> transports{Transport::udp};
     std::string user_agent = "Tandem";
     std::uint32_t udp_rcvbuf = 0;  // bytes for the UDP socket's receive buffer; 0: system default
-    bool debug = false;       // log every message in and out
-    bool force_rport = true;  // answer to the source port even without ;rport (nat=force_rport)
+    bool debug = false;            // log every message in and out
+    bool force_rport = true;       // answer to the source port even without ;rport (nat=force_rport)
     // TLS listener on tls_port when enabled: certificate and key (PEM files),
     // optional CA file for client certificates.
     bool tls = false;

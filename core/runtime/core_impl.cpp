@@ -64,14 +64,36 @@ std::size_t default_loops() {
 }
 
 const config::OptionSpec options_schema[] = {
-    {"verbose", config::OptionType::choice, "info", 0, 0,
-     {"trace", "debug", "info", "notice", "warning", "error", "off"}, "Log level of the terminal in the foreground."},
+    {"verbose",
+     config::OptionType::choice,
+     "info",
+     0,
+     0,
+     {"trace", "debug", "info", "notice", "warning", "error", "off"},
+     "Log level of the terminal in the foreground."},
     {"loops", config::OptionType::integer, "0", 0, 256, {}, "Event loops (threads running calls); 0: one per core."},
     {"workers", config::OptionType::integer, "4", 1, 64, {}, "Threads for blocking work (disk, database, SMTP)."},
-    {"maxcalls", config::OptionType::integer, "0", 0, 1000000, {}, "Refuse new channels beyond this many; 0: no limit."},
-    {"logfile", config::OptionType::string, "messages.log", 0, 0, {}, "Log file name in the log directory; empty: none."},
-    {"logfile_level", config::OptionType::choice, "info", 0, 0,
-     {"trace", "debug", "info", "notice", "warning", "error", "off"}, "Log level of the log file."},
+    {"maxcalls",
+     config::OptionType::integer,
+     "0",
+     0,
+     1000000,
+     {},
+     "Refuse new channels beyond this many; 0: no limit."},
+    {"logfile",
+     config::OptionType::string,
+     "messages.log",
+     0,
+     0,
+     {},
+     "Log file name in the log directory; empty: none."},
+    {"logfile_level",
+     config::OptionType::choice,
+     "info",
+     0,
+     0,
+     {"trace", "debug", "info", "notice", "warning", "error", "off"},
+     "Log level of the log file."},
 };
 
 const config::OptionSpec directories_schema[] = {
@@ -247,8 +269,8 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
 void CoreImpl::start_loops(int n) {
     for (int i = 0; i < n; ++i) {
         auto& ctx = *loops_[static_cast<std::size_t>(i)];
-        guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-            ctx.get_executor()));
+        guards_.push_back(
+            std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(ctx.get_executor()));
         loop_threads_.emplace_back([this, &ctx, i] {
             pthread_setname_np(pthread_self(), fmt::format("loop-{}", i).c_str());
             for (;;) {
@@ -386,8 +408,7 @@ std::shared_ptr<Channel> CoreImpl::create_channel(std::string_view tech, std::st
     return chan;
 }
 
-std::shared_ptr<Channel> CoreImpl::request_channel(std::string_view dial_string, const Channel* requestor,
-                                                   int& cause) {
+std::shared_ptr<Channel> CoreImpl::request_channel(std::string_view dial_string, const Channel* requestor, int& cause) {
     auto slash = dial_string.find('/');
     if (slash == std::string_view::npos || slash == 0) {
         cause = cause::invalid_number_format;
@@ -498,7 +519,9 @@ std::size_t CoreImpl::channel_count() const {
     return channels_.size();
 }
 
-RtpEngine& CoreImpl::rtp() { return *rtp_; }
+RtpEngine& CoreImpl::rtp() {
+    return *rtp_;
+}
 
 std::unique_ptr<MediaReader> CoreImpl::open_sound(std::string_view name, std::string_view language, Format preferred,
                                                   std::string& error) {
