@@ -8,6 +8,7 @@
 #include <tandem/rtp.hpp>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <fmt/format.h>
 
@@ -67,6 +68,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     ~SipCall() {
         // The session belongs to the call's loop; the last owner may be elsewhere.
         if (rtp) asio::post(loop, [r = std::move(rtp)] { r->close(); });
+        if (media_watch) asio::post(loop, [t = std::move(media_watch)] {});
         if (counted.empty()) return;
         std::lock_guard lock(table->mu);
         if (auto it = table->per_endpoint.find(counted); it != table->per_endpoint.end() && --it->second <= 0)
@@ -102,6 +104,11 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     std::string answer_sdp;
     std::optional<MediaPlan> plan;
     std::shared_ptr<RtpSession> rtp;
+    // rtptimeout: an answered call whose peer stopped sending RTP is hung up.
+    std::chrono::seconds rtptimeout{60};
+    std::shared_ptr<asio::steady_timer> media_watch;
+    std::uint64_t seen_packets = 0;
+    std::chrono::seconds silent_for{0};
     std::optional<SrtpCrypto> srtp_local;
     int local_version = 1;
     // What `sip show channels` shows, published from the loop.
@@ -175,6 +182,36 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
 
     void hangup_channel(int cause) {
         if (auto c = chan()) c->on_hangup(cause);
+    }
+
+    // Once a second on the call's loop while it is up: counts the seconds
+    // without a new RTP packet (hold pauses the count, as a held phone may
+    // send nothing) and hangs up at rtptimeout.
+    void watch_media() {
+        if (rtptimeout.count() == 0 || !rtp || media_watch) return;
+        media_watch = std::make_shared<asio::steady_timer>(loop);
+        seen_packets = rtp->stats().packets_received;
+        silent_for = std::chrono::seconds(0);
+        arm_media_watch();
+    }
+    void arm_media_watch() {
+        media_watch->expires_after(std::chrono::seconds(1));
+        media_watch->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->state != State::up || !self->rtp) return;
+            auto received = self->rtp->stats().packets_received;
+            if (received != self->seen_packets || self->held) {
+                self->seen_packets = received;
+                self->silent_for = std::chrono::seconds(0);
+            } else if (++self->silent_for >= self->rtptimeout) {
+                if (auto c = self->chan()) {
+                    self->log.notice("{}: no RTP for {} s: hanging up", c->name(), self->rtptimeout.count());
+                    c->request_hangup(cause::normal_clearing);
+                }
+                return;
+            }
+            self->arm_media_watch();
+        });
     }
 
     void attach_media_handler() {
@@ -292,6 +329,7 @@ void SipCall::handle(const CallEvent& e) {
             }
             attach_media_handler();
             state = State::up;
+            watch_media();
             if (auto c = chan()) c->on_answered();
             return;
         }
@@ -400,6 +438,7 @@ public:
         c.final_sent = true;
         c.state = SipCall::State::up;
         c.attach_media_handler();
+        c.watch_media();
         c.send_respond(200, c.answer_sdp);
         c.publish();
         c.log.debug("{}: answered", chan.name());
@@ -611,6 +650,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     call->endpoint = ep->name;
     call->reliable = offer.reliable;
     call->dtmfmode = ep->dtmfmode;
+    call->rtptimeout = ep->rtptimeout;
     call->policy = policy_of(ep);
 
     std::optional<SdpSession> remote;
@@ -721,6 +761,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     call->endpoint = ep ? ep->name : "";
     call->policy = policy_of(ep);
     call->dtmfmode = ep ? ep->dtmfmode : "rfc4733";
+    if (ep) call->rtptimeout = ep->rtptimeout;
 
     auto& g = s->general;
     std::string local_host = g.bindaddr == "0.0.0.0" ? "127.0.0.1" : g.bindaddr;

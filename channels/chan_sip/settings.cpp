@@ -420,6 +420,13 @@ std::span<const OptionSpec> endpoint_schema() {
          .type = OptionType::boolean,
          .default_value = "no",
          .help = "Register with this peer's host as defaultuser (or the section name) with secret."},
+        {.name = "rtptimeout",
+         .type = OptionType::integer,
+         .default_value = "60",
+         .min = 0,
+         .max = 86400,
+         .help = "Hang up an answered call after this many seconds without RTP from the phone (not while on "
+                 "hold); 0 never. Catches peers that vanish without a BYE."},
         {.name = "directmedia",
          .type = OptionType::boolean,
          .default_value = "no",
@@ -687,6 +694,7 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.defaultuser = o.str("defaultuser");
         e.fromuser = o.str("fromuser");
         e.directmedia = o.boolean("directmedia");
+        e.rtptimeout = std::chrono::seconds(o.integer("rtptimeout"));
         if (o.boolean("register")) {
             if (!e.has_static_host() || e.secret.empty()) {
                 errors.push_back({where(o, "register", s), "register=yes needs a static host= and a secret"});
