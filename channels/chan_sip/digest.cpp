@@ -1,4 +1,5 @@
 #include "digest.hpp"
+#include "text.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -9,17 +10,6 @@
 namespace tandem::sip {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 std::string to_hex(const unsigned char* p, std::size_t n) {
     static const char digits[] = "0123456789abcdef";

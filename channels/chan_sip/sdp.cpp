@@ -1,4 +1,5 @@
 #include "sdp.hpp"
+#include "text.hpp"
 
 #include <fmt/format.h>
 
@@ -12,13 +13,6 @@ namespace {
 constexpr std::size_t max_lines = 500;
 constexpr std::size_t max_media = 16;
 constexpr std::size_t max_formats = 64;
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-               return lower(x) == lower(y);
-           });
-}
 
 template <class T>
 std::optional<T> number(std::string_view s) {

@@ -1,4 +1,5 @@
 #include "settings.hpp"
+#include "text.hpp"
 
 #include <fmt/format.h>
 
@@ -15,17 +16,6 @@ namespace {
 using config::Diagnostic;
 using config::OptionSpec;
 using config::OptionType;
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 std::string lower(std::string_view s) {
     std::string out(s);
