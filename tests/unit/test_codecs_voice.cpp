@@ -466,8 +466,7 @@ Measured check_round_trips(test::TestCore& t, const Case& c) {
         m.tone = measure(tone, r.decoded, c.rate, skip);
         double margin = tone_margin(m.tone.aligned, c.rate, skip);
         INFO(c.name << " tone: delay " << m.tone.lag << ", SNR " << m.tone.snr << " dB, level diff mean "
-                       << m.tone.level.mean << " worst " << m.tone.level.worst << " dB, 1 kHz margin " << margin
-                       << " dB");
+                    << m.tone.level.mean << " worst " << m.tone.level.worst << " dB, 1 kHz margin " << margin << " dB");
         CHECK(m.tone.level.mean <= max_mean_level_db);
         CHECK(m.tone.level.worst <= max_worst_level_db);
         CHECK(margin >= min_tone_margin_db);
@@ -485,9 +484,9 @@ Measured check_round_trips(test::TestCore& t, const Case& c) {
         std::size_t total = 0;
         for (auto& p : r.packets) total += p.size();
         INFO(c.name << " speech: delay " << m.speech.lag << ", SNR " << m.speech.snr << " dB (above 300 Hz "
-                       << m.speech_snr_above_300 << " dB), level diff mean " << m.speech.level.mean << " worst "
-                       << m.speech.level.worst << " dB, worst band " << bands << " dB, mean packet "
-                       << double(total) / double(r.packets.size()) << " bytes");
+                    << m.speech_snr_above_300 << " dB), level diff mean " << m.speech.level.mean << " worst "
+                    << m.speech.level.worst << " dB, worst band " << bands << " dB, mean packet "
+                    << double(total) / double(r.packets.size()) << " bytes");
         CHECK(m.speech.level.mean <= max_mean_level_db);
         CHECK(m.speech.level.worst <= max_worst_level_db);
         CHECK(bands <= max_band_difference_db);
@@ -667,7 +666,7 @@ TEST_CASE("codec_opus: DTX sends tiny packets in silence") {
             if (i >= 15 && coded.payload().size() <= 2) ++tiny;
         }
         INFO(std::string(options) << ": " << tiny << " of " << frames - 15
-                                     << " packets after the first 300 ms were <= 2 bytes");
+                                  << " packets after the first 300 ms were <= 2 bytes");
         // Measured: 34 of 35 with DTX (one refresh), none without (35-byte
         // packets of silence). 30 allows for a refresh or two more.
         if (dtx)
