@@ -1,0 +1,283 @@
+"""An Opus phone talks to a G.711 phone through Tandem's translator.
+
+Two baresip softphones register: 3001 offers only Opus (48 kHz), 3002 only
+PCMU; sip.conf allows them just that (allow=opus, allow=ulaw), so Dial()
+bridges an Opus leg to a µ-law leg and the media must be decoded and
+re-encoded (Opus 48 kHz -> slin48 -> slin8 -> µ-law and back), not relayed.
+3001 sends a 440 Hz tone, 3002 a 1000 Hz tone, both from WAV files (baresip's
+aufile source); each records what it receives (sndfile module). A DFT over
+each recording must find the other side's frequency within a few hertz, and
+the audio must be loud. `sip show channels` must show one Opus and one µ-law
+leg, and the bridge must never have relayed RTP (its debug log line); a
+control call between two µ-law phones (3002 to 3003) shows that same line,
+so the check can fail.
+
+Each baresip gets its own config directory in a temporary directory, free
+ports and a `-t` lifetime as a backstop, and is stopped at the end whatever
+happens. Skipped (with a message) when baresip, its opus module or sox is
+missing."""
+import glob
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
+
+from harness import Tandem, check, finish  # noqa: E402
+from siptest import append_file, edits, free_port, use_port  # noqa: E402
+
+BARESIP = shutil.which("baresip")
+SOX = shutil.which("sox")
+MODULES = "/usr/lib/baresip/modules"
+OPUS_HZ = 440    # what the Opus phone sends
+ULAW_HZ = 1000   # what the µ-law phone sends
+
+ENDPOINTS = """
+[3001](office-phone)
+secret = Tandem-3001-Opus-Only!
+disallow = all
+allow = opus
+context = codec-test
+
+[3002](office-phone)
+secret = Tandem-3002-Ulaw-Only!
+disallow = all
+allow = ulaw
+context = codec-test
+
+[3003](office-phone)
+secret = Tandem-3003-Ulaw-Only!
+disallow = all
+allow = ulaw
+context = codec-test
+"""
+SECRETS = {"3001": "Tandem-3001-Opus-Only!", "3002": "Tandem-3002-Ulaw-Only!", "3003": "Tandem-3003-Ulaw-Only!"}
+DIALPLAN = """
+[codec-test]
+exten => _300[123],1,Dial(SIP/${EXTEN},30)
+"""
+
+
+def free_pair():
+    """A port free for UDP and TCP whose next port is free for TCP too:
+    baresip also listens on sip_listen's port + 1."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free pair of ports")
+
+
+class Phone:
+    """One baresip with the codec modules given, its tone file as microphone,
+    a null speaker and sndfile recording what it decodes."""
+
+    def __init__(self, workdir, name, account, source_wav, codec_modules):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(os.path.join(self.dir, "dump"))
+        self.sip_port = free_pair()
+        self.ctrl_port = free_port()
+        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
+            self.ctrl_port = free_port()
+        lines = ["poll_method epoll", "net_interface 127.0.0.1", f"sip_listen 127.0.0.1:{self.sip_port}",
+                 f"audio_source aufile,{source_wav}", "audio_player alsa,null", "audio_alert alsa,null",
+                 "audio_level no", "rtp_stats no", f"module_path {MODULES}"]
+        lines += [f"module {m}.so" for m in codec_modules]
+        lines += ["module aufile.so", "module alsa.so", "module sndfile.so", "module_tmp account.so",
+                  "module_app menu.so", "module_app ctrl_tcp.so", f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+                  f"snd_path {os.path.join(self.dir, 'dump')}"]
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write(account + "\n")
+        for extra in ("contacts", "current_contact", "uuid"):
+            open(os.path.join(self.dir, extra), "a").close()
+        self.log = open(os.path.join(self.dir, "baresip.log"), "w")
+        self.proc = subprocess.Popen([BARESIP, "-f", self.dir, "-t", "90"], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def command(self, command, params=""):
+        """One ctrl_tcp command (a netstring of JSON); True when sent."""
+        body = '{"command":"%s","params":"%s","token":"t"}' % (command, params)
+        data = f"{len(body)}:{body},".encode()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=2) as s:
+                    s.sendall(data)
+                    try:
+                        s.recv(4096)
+                    except socket.timeout:
+                        pass
+                return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(os.path.join(self.dir, "baresip.log"), errors="replace") as f:
+            return f.read()
+
+    def recording(self, index):
+        """The recording of the index-th call (in time order), or None."""
+        got = sorted(glob.glob(os.path.join(self.dir, "dump", "*dec*.wav")))
+        return got[index] if len(got) > index else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+
+
+def power(samples, rate, freq):
+    """Goertzel: power of `freq` in `samples`."""
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - k * s1 * s2
+
+
+def analyse(path):
+    """(rate, rms, dominant frequency) of a recording, over 0.5 s taken one
+    second in (after the jitter buffer and the start of the call). A DFT from
+    100 to 2000 Hz in 2 Hz steps; 48 kHz is averaged down to 8 kHz first."""
+    with wave.open(path) as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        return rate, 0.0, 0
+    samples = [v for (v,) in struct.iter_unpack("<h", raw)][::channels]
+    step = rate // 8000 if rate % 8000 == 0 else 1
+    if step > 1:
+        samples = [sum(samples[i:i + step]) / step for i in range(0, len(samples) - step + 1, step)]
+    srate = rate // step
+    window = samples[srate: srate + srate // 2]
+    if len(window) < srate // 2:
+        return rate, 0.0, 0
+    rms = math.sqrt(sum(x * x for x in window) / len(window))
+    best = max(range(100, 2001, 2), key=lambda f: power(window, srate, f))
+    return rate, rms, best
+
+
+def dial(t, caller, callee, port, what):
+    """caller dials callee's number; True once both channels are up."""
+    check(caller.command("dial", f"sip:{callee}@127.0.0.1:{port}"), f"{what}: dial command sent")
+    up = t.wait_for(lambda: t.channel_count() == 2, timeout=15, interval=0.2)
+    check(up, f"{what}: the call is up through Dial (2 channels)"
+          + ("" if up else "\n" + caller.output()[-2500:] + "\n" + t.log()[-3000:]))
+    return up
+
+
+def hang_up(t, caller, what):
+    caller.command("hangup")
+    check(t.wait_for(lambda: t.channel_count() == 0, timeout=15, interval=0.2),
+          f"{what}: the caller's hangup clears both channels")
+
+
+def call(t, workdir, port):
+    tone_opus = os.path.join(workdir, f"tone-{OPUS_HZ}-48k.wav")
+    tone_ulaw = os.path.join(workdir, f"tone-{ULAW_HZ}-8k.wav")
+    account = "<sip:{u}@127.0.0.1:{p}>;auth_pass={s};regint=600;answermode=auto;audio_codecs={c}"
+    phones = []
+    try:
+        b = Phone(workdir, "ulaw-callee", account.format(u="3002", p=port, s=SECRETS["3002"], c="pcmu"),
+                  tone_ulaw, ["g711"])
+        phones.append(b)
+        a = Phone(workdir, "opus-caller", account.format(u="3001", p=port, s=SECRETS["3001"], c="opus/48000/2"),
+                  tone_opus, ["opus"])
+        phones.append(a)
+        c = Phone(workdir, "ulaw-other", account.format(u="3003", p=port, s=SECRETS["3003"], c="pcmu"),
+                  tone_ulaw, ["g711"])
+        phones.append(c)
+        users = ("3001", "3002", "3003")
+        registered = t.wait_for(lambda: all(u in t.rx("sip show registrations")[1] for u in users),
+                                timeout=15, interval=0.3)
+        check(registered, "three baresip phones register:\n" + t.rx("sip show registrations")[1]
+              + ("" if registered else a.output()[-2000:] + b.output()[-2000:] + c.output()[-2000:]))
+        if not registered or not dial(t, a, "3002", port, "Opus to µ-law"):
+            return
+        time.sleep(4)
+        _, sip_channels = t.rx("sip show channels")
+        _, channels = t.rx("core show channels")
+        hang_up(t, a, "Opus to µ-law")
+        time.sleep(0.5)
+        relayed = "relaying RTP" in t.log()
+
+        legs = [line for line in sip_channels.splitlines() if line.startswith("SIP/300")]
+        check(len(legs) == 2 and any(re.search(r"\sopus\s", line) for line in legs)
+              and any(re.search(r"\sulaw\s", line) for line in legs),
+              "sip show channels: one leg in Opus, one in µ-law:\n" + sip_channels + channels)
+        check(not relayed, "the bridge never relayed RTP: the translator carried the audio")
+
+        # The control: two µ-law phones, where the same log does show the relay.
+        if dial(t, b, "3003", port, "µ-law to µ-law"):
+            check(t.wait_for(lambda: "relaying RTP" in t.log(), timeout=5),
+                  "control: a µ-law to µ-law call is relayed, and the log says so")
+            hang_up(t, b, "µ-law to µ-law")
+        for p in phones:
+            p.stop()
+
+        for phone, hz, what in ((b, OPUS_HZ, "the µ-law phone hears the Opus phone"),
+                                (a, ULAW_HZ, "the Opus phone hears the µ-law phone")):
+            rec = phone.recording(0)
+            check(rec is not None, f"{what}: it recorded what it received"
+                  + ("" if rec else "\n" + phone.output()[-2500:]))
+            if not rec:
+                continue
+            rate, rms, peak = analyse(rec)
+            check(rms > 500, f"{what}: not silence (RMS {rms:.0f}, recorded at {rate} Hz)")
+            check(abs(peak - hz) <= 4, f"{what}: dominant frequency {peak} Hz, sent {hz} Hz")
+    finally:
+        for p in phones:
+            p.stop()
+
+
+if not BARESIP or not SOX or not os.path.isfile(os.path.join(MODULES, "opus.so")):
+    print("SKIP: baresip (with its opus module) or sox is not installed (contrib/install-deps.sh installs them)")
+    finish()
+
+workdir = tempfile.mkdtemp(prefix="tandem-opus-")
+try:
+    # baresip's aufile wants the codec's rate and channels: Opus is 48 kHz stereo.
+    for hz, rate, ch, name in ((OPUS_HZ, 48000, 2, f"tone-{OPUS_HZ}-48k.wav"), (ULAW_HZ, 8000, 1, f"tone-{ULAW_HZ}-8k.wav")):
+        subprocess.run([SOX, "-n", "-r", str(rate), "-c", str(ch), "-b", "16", os.path.join(workdir, name),
+                        "synth", "30", "sine", str(hz), "vol", "0.5"], check=True, timeout=30)
+    port = free_port()
+    t = Tandem(edit=edits(use_port(port, qualify="no"), append_file("sip.conf", ENDPOINTS),
+                          append_file("extensions.conf", DIALPLAN)))
+    with t:
+        # The bridge says at debug level when it relays RTP instead of translating.
+        status, out = t.rx("logger set level debug")
+        check(status == 0, "logger set level debug: " + out.strip())
+        call(t, workdir, port)
+finally:
+    if os.environ.get("TANDEM_KEEP_TMP"):
+        print("kept", workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+finish()
