@@ -49,6 +49,9 @@ public:
     void indicate(Channel&, Indication i) override {
         if (auto o = other()) o->on_indication(i);
     }
+    // Hold goes on to the other half like any indication; music, if any,
+    // is played by the channel at the far end.
+    bool handles_hold() const override { return true; }
 
     void send_digit_begin(Channel&, char digit) override {
         if (auto o = other()) o->on_frame(Frame::digit(FrameKind::dtmf_begin, digit));

@@ -1,5 +1,6 @@
 #include <tandem/channel.hpp>
 #include <tandem/core.hpp>
+#include <tandem/moh.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -261,6 +262,7 @@ void Channel::inherit_from(const Channel& parent) {
     linkedid_ = parent.linkedid_;
     language_ = parent.language_;
     accountcode_ = parent.accountcode_;
+    music_class_ = parent.music_class_;
 }
 
 void Channel::set_position(std::string context, std::string exten, int priority) {
@@ -283,7 +285,15 @@ awaitable<bool> Channel::answer() {
 }
 
 void Channel::indicate(Indication i) {
-    if (!hangup_requested_) driver_->indicate(*this, i);
+    if (hangup_requested_) return;
+    driver_->indicate(*this, i);
+    // A driver that does not handle hold leaves it to the core: the held
+    // party hears its music class until unhold.
+    if (driver_->handles_hold()) return;
+    if (i == Indication::hold)
+        start_music_on_hold(*this);
+    else if (i == Indication::unhold)
+        stop_music_on_hold(*this);
 }
 
 void Channel::send_digit(char digit, std::chrono::milliseconds duration) {
@@ -293,14 +303,10 @@ void Channel::send_digit(char digit, std::chrono::milliseconds duration) {
 void Channel::write(const Frame& f) {
     if (hangup_requested_) return;
     switch (f.kind) {
-        case FrameKind::voice: {
-            auto from = static_cast<Format>(f.subclass);
-            if (from == native_format_) break;
-            auto& m = media();
-            auto* path = path_for(core_, m.write_path, from, native_format_);
-            if (path && path->convert(f, m.scratch)) driver_->write(*this, m.scratch);
+        case FrameKind::voice:
+            // While music plays it alone speaks on this channel.
+            if (!music_playing_) write_voice(f);
             return;
-        }
         case FrameKind::dtmf_begin:
             driver_->send_digit_begin(*this, static_cast<char>(f.subclass));
             return;
@@ -320,6 +326,30 @@ void Channel::write(const Frame& f) {
             break;
     }
     driver_->write(*this, f);
+}
+
+void Channel::write_voice(const Frame& f) {
+    auto from = static_cast<Format>(f.subclass);
+    if (from == native_format_) {
+        driver_->write(*this, f);
+        return;
+    }
+    auto& m = media();
+    auto* path = path_for(core_, m.write_path, from, native_format_);
+    if (path && path->convert(f, m.scratch)) driver_->write(*this, m.scratch);
+}
+
+void Channel::set_music_playing(bool on) {
+    if (on == music_playing_) return;
+    music_playing_ = on;
+    if (on)
+        add_audio_tap();
+    else
+        remove_audio_tap();
+}
+
+void Channel::write_music(const Frame& f) {
+    if (!hangup_requested_ && f.kind == FrameKind::voice) write_voice(f);
 }
 
 void Channel::send_digit_begin(char digit) {

@@ -591,7 +591,8 @@ void register_functions(Registrar& r) {
 
     r.fn("CHANNEL", {"Channel properties", "CHANNEL(item)",
                      "item: name, uniqueid, linkedid, state, language, accountcode, userfield, context, exten, "
-                     "priority, hangupcause, peer, technology. language, accountcode and userfield are writable.",
+                     "priority, hangupcause, peer, technology, musicclass. language, accountcode, userfield and "
+                     "musicclass are writable.",
                      [](Channel* c, std::string_view args, std::string& err) -> std::optional<std::string> {
                          if (!c) {
                              err = "CHANNEL needs a channel";
@@ -611,6 +612,7 @@ void register_functions(Registrar& r) {
                          if (f == "hangupcause") return std::to_string(c->hangup_cause());
                          if (f == "peer") return c->peer_name();
                          if (f == "technology" || f == "channeltype") return std::string(c->technology());
+                         if (f == "musicclass") return c->music_class();
                          err = "CHANNEL: unknown item '" + std::string(f) + "'";
                          return std::nullopt;
                      },
@@ -623,6 +625,8 @@ void register_functions(Registrar& r) {
                              c->accountcode() = std::string(value);
                          else if (f == "userfield")
                              c->userfield() = std::string(value);
+                         else if (f == "musicclass")
+                             c->music_class() = std::string(value);
                          else {
                              err = "CHANNEL: item '" + std::string(f) + "' is read-only or unknown";
                              return false;

@@ -106,6 +106,9 @@ public:
     Registration add(std::string name, FileFormat format) override {
         return core_.file_formats().add(std::move(name), std::move(format), &use_);
     }
+    Registration add(std::string name, MusicOnHold provider) override {
+        return core_.music_on_hold().add(std::move(name), std::move(provider), &use_);
+    }
     Registration subscribe(EventHandler handler) override {
         return core_.events().subscribe(std::move(handler), &use_);
     }

@@ -10,6 +10,7 @@
 #include <tandem/config.hpp>
 #include <tandem/core.hpp>
 #include <tandem/kvstore.hpp>
+#include <tandem/moh.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -83,6 +84,7 @@ public:
     Registry<CdrBackend>& cdr_backends() override { return cdr_backends_; }
     Registry<TranslatorInfo>& translators() override { return translators_; }
     Registry<FileFormat>& file_formats() override { return file_formats_; }
+    Registry<MusicOnHold>& music_on_hold() override { return moh_; }
     EventBus& events() override { return events_; }
     KvStore& kv() override { return *kv_; }
     std::unique_ptr<TranslationPath> build_path(Format from, Format to, std::string_view options = {}) override;
@@ -156,6 +158,7 @@ private:
     Registry<CdrBackend> cdr_backends_{false};
     Registry<TranslatorInfo> translators_{true};
     Registry<FileFormat> file_formats_{true};
+    Registry<MusicOnHold> moh_{true};
     EventBus events_;
     std::unique_ptr<TranslatorGraph> translation_;
     std::unique_ptr<rtp::EngineImpl> rtp_;

@@ -84,6 +84,10 @@ public:
     // The RTP session carrying this channel's media, if its media is RTP: a
     // bridge may then relay packets between two sessions without decoding.
     virtual RtpSession* rtp() { return nullptr; }
+    // True when the driver deals with hold itself (passes it on, as a Local
+    // channel does, or plays its own music): indicate(Indication::hold) then
+    // starts no music on hold in the core (tandem/moh.hpp).
+    virtual bool handles_hold() const { return false; }
 };
 
 // Wakes one coroutine that waits for events on several channels at once (a
@@ -258,6 +262,21 @@ public:
     void remove_audio_tap();
     bool audio_tapped() const { return audio_taps_ > 0; }
 
+    // --- music on hold (tandem/moh.hpp) ---
+    // The class played when this channel is put on hold; empty means the
+    // provider's default. CHANNEL(musicclass) in the dialplan; inherited.
+    std::string& music_class() { return music_class_; }
+    const std::string& music_class() const { return music_class_; }
+    // Set by the music player while it plays. The music then owns the
+    // outgoing audio: voice frames given to write() are dropped rather than
+    // interleaved with it, and the channel counts as audio-tapped so a bridge
+    // stops relaying RTP around the core. The player sends with write_music().
+    // Indication::hold on a channel whose driver does not handle hold itself
+    // starts the channel's class; unhold stops it.
+    void set_music_playing(bool on);
+    bool music_playing() const { return music_playing_; }
+    void write_music(const Frame& f);
+
     // Wakes `w` on the events wait_for_event() reports, on tap and native
     // format changes. Remove it before `w` is destroyed.
     void add_waiter(EventWaiter& w);
@@ -315,6 +334,9 @@ private:
     Format read_format_ = Format::none;
     Format write_format_ = Format::none;
     int audio_taps_ = 0;
+    bool music_playing_ = false;
+    std::string music_class_;
+    void write_voice(const Frame& f);
     // Read queue, translation paths and the reader's waiter: allocated only
     // when needed, so an idle channel stays small.
     struct Media;

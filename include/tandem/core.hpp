@@ -30,6 +30,7 @@ namespace tandem {
 
 class KvStore;
 class RtpEngine;
+struct MusicOnHold;
 
 struct Paths {
     std::filesystem::path config_dir, module_dir, run_dir, spool_dir, db_dir, log_dir;
@@ -59,6 +60,8 @@ public:
     virtual Registry<CdrBackend>& cdr_backends() = 0;
     virtual Registry<TranslatorInfo>& translators() = 0;
     virtual Registry<FileFormat>& file_formats() = 0;
+    // The music on hold provider (tandem/moh.hpp); use start_music_on_hold().
+    virtual Registry<MusicOnHold>& music_on_hold() = 0;
     virtual EventBus& events() = 0;
 
     // --- media ---

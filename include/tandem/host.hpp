@@ -8,6 +8,7 @@
 
 #include <tandem/config.hpp>
 #include <tandem/core.hpp>
+#include <tandem/moh.hpp>
 
 #include <string>
 #include <string_view>
@@ -39,6 +40,8 @@ public:
     virtual Registration add(TranslatorInfo translator) = 0;
     // A file format ("wav", "ulaw"), found by its extensions.
     virtual Registration add(std::string name, FileFormat format) = 0;
+    // The music on hold provider, registered as `moh_provider` (tandem/moh.hpp).
+    virtual Registration add(std::string name, MusicOnHold provider) = 0;
     virtual Registration subscribe(EventHandler handler) = 0;
 };
 
