@@ -19,6 +19,9 @@ machine. Checked:
   the caller sends 2 s of a 440 Hz tone and '#'; the file is a WAV checked
   with sox (8 kHz, about 2 s, 440 Hz) and by a DFT here; it is played back to
   the caller (440 Hz, as long as the file), then the goodbye and a BYE.
+- Operator: 0 in the main menu dials SIP/1001, here a SIPp phone that
+  registers, answers and echoes RTP: the caller hears its own tone back
+  through the bridge.
 
 Skipped (with a message) without sipp, sox or the generated prompts."""
 import math
@@ -42,7 +45,7 @@ with warnings.catch_warnings():
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import SIPP, free_port, sipp_call  # noqa: E402
+from siptest import HERE, SIPP, free_port, sipp, sipp_call  # noqa: E402
 
 SOX = shutil.which("sox")
 BUILD = os.environ.get("TANDEM_BUILD_DIR", "build")
@@ -127,8 +130,9 @@ class Caller:
                             pending.append((PT_EVENT, False, ts, struct.pack("!BBH", code, 0x80 | 10, 5 * FRAME)))
                         pending.append(("advance", 8 * FRAME))
                     else:
+                        w = 2 * math.pi * TONE_HZ / 8000
                         for _ in range(int(arg * 50)):
-                            pcm = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * TONE_HZ * (phase + k) / 8000)))
+                            pcm = b"".join(struct.pack("<h", int(8000 * math.sin(w * (phase + k))))
                                            for k in range(FRAME))
                             phase += FRAME
                             pending.append((PT_PCMA, False, None, audioop.lin2alaw(pcm, 2)))
@@ -229,8 +233,8 @@ def pcm_samples(data):
     return [v for (v,) in struct.iter_unpack("<h", data)]
 
 
-def start_call(t, caller, timeout=150):
-    return sipp_call("ivr_call", t.sip_port, "500", user="1001", timeout=timeout, cwd=t.dir, background=True,
+def start_call(t, caller, user="1001", timeout=150):
+    return sipp_call("ivr_call", t.sip_port, "500", user=user, timeout=timeout, cwd=t.dir, background=True,
                      rtp_port=caller.port)
 
 
@@ -371,7 +375,8 @@ def french_message(t, p):
         check(1.7 <= dur <= 2.8, f"about the 2 s of tone sent ({dur:.2f} s)")
         stat = subprocess.run([SOX, path, "-n", "stat"], capture_output=True, text=True).stderr
         rough = re.search(r"Rough\s+frequency:\s+(\d+)", stat)
-        check(rough and 400 <= int(rough.group(1)) <= 480, f"sox: roughly {TONE_HZ} Hz ({rough.group(1) if rough else '?'})")
+        check(rough and 400 <= int(rough.group(1)) <= 480,
+              f"sox: roughly {TONE_HZ} Hz ({rough.group(1) if rough else '?'})")
         with wave.open(path) as w:
             samples = pcm_samples(w.readframes(w.getnframes()))
         frames = [samples[i:i + FRAME] for i in range(0, len(samples) - FRAME + 1, FRAME)]
@@ -396,6 +401,70 @@ def french_message(t, p):
         caller.close()
 
 
+def operator(t, p):
+    """1002 calls; 0 in the main menu reaches the operator, 1001: a SIPp phone
+    registered as 1001 that answers and echoes the audio back."""
+    uas_port = free_port()
+    rc, out = sipp("register", t.sip_port, "1001", local_port=uas_port, cwd=t.dir)
+    check(rc == 0, "operator: 1001 registers" + ("" if rc == 0 else ":\n" + out[-2000:]))
+    if rc != 0:
+        return
+    uas = subprocess.Popen([SIPP, "-sf", os.path.join(HERE, "uas_answer.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+                            "-mp", str(free_port()), "-rtp_echo", "-m", "1", "-timeout", "60s", "-timeout_error",
+                            "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
+    caller = Caller()
+    proc = start_call(t, caller, user="1002")
+    try:
+        start = caller.wait(p["en/welcome"], timeout=20)
+        check(start is not None, "operator: the IVR answers 1002")
+        if start is None:
+            return
+        caller.press("1")
+        main = caller.wait(p["en/ivr-options"], start, need=10)
+        check(main is not None, "operator: 1, the main menu")
+        if main is None:
+            return
+        caller.press("0")
+        wait = caller.wait(p["en/pls-wait-connect-call"], main)
+        check(wait is not None, "operator: 0, 'Please wait while I connect your call'")
+        check(t.wait_for(lambda: "IVR routes 1002 to SIP/1001" in t.log(), timeout=5),
+              "operator: the dialplan routes 1002 to SIP/1001")
+        up = t.wait_for(lambda: t.channel_count() == 2, timeout=10)
+        check(up, "operator: 1001 answers (2 channels)" + ("" if up else ":\n" + t.rx("core show channels")[1]))
+        if not up:
+            return
+        caller.send_tone(1.0)
+
+        def echoed():
+            audio = caller.frames()
+            frames = [pcm_samples(audioop.alaw2lin(audio[n * FRAME:(n + 1) * FRAME], 2))
+                      for n in range(wait, len(audio) // FRAME)]
+            return sum(1 for f in frames if is_tone(f)) >= 40
+
+        check(t.wait_for(echoed, timeout=5, interval=0.2),
+              f"operator: the caller hears its {TONE_HZ} Hz tone back from the operator's phone (0.8 s or more)")
+        _, chans = t.rx("core show channels")
+        name = re.search(r"^(SIP/1002-\S+)", chans, re.M)
+        if name:
+            t.rx(f"channel request hangup {name.group(1)}")
+        end_call(proc, "operator")
+        proc = None
+        try:
+            out, _ = uas.communicate(timeout=20)
+            check(uas.returncode == 0, "operator: the operator's phone gets the BYE"
+                  + ("" if uas.returncode == 0 else ":\n" + out[-2000:]))
+        except subprocess.TimeoutExpired:
+            check(False, "operator: the operator's phone gets the BYE (still waiting)")
+    finally:
+        if t.channel_count() != 0:
+            t.rx("channel request hangup all")
+        for pr in (proc, uas):
+            if pr is not None and pr.poll() is None:
+                pr.kill()
+                pr.communicate()
+        caller.close()
+
+
 if not SIPP or not SOX:
     print("SKIP: sipp or sox is not installed (contrib/install-deps.sh installs them)")
     finish()
@@ -409,13 +478,24 @@ prompts = {f"{lang}/{n}": Prompt(lang, n) for lang in ("en", "fr") for n in NAME
 check(all(prompts[f"en/{n}"].frames != prompts[f"fr/{n}"].frames for n in NAMES),
       "every prompt used differs between English and French")
 
-# The sample configuration as shipped (harness: own port and folders).
-t = Tandem()
+def no_qualify(conf_dir):
+    """The operator's SIPp phone follows a script: an OPTIONS from qualify
+    would break it. Everything else is the sample configuration as shipped."""
+    path = os.path.join(conf_dir, "sip.conf")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(re.sub(r"(?m)^qualify = yes", "qualify = no", text))
+
+
+t = Tandem(edit=no_qualify)
 with t:
     status, out = t.rx("dialplan show 500@phones")
     check(status == 0 and "ivr-language" in out, "a phone reaches the IVR at 500:\n" + out)
     english_menus(t, prompts)
     t.wait_for(lambda: t.channel_count() == 0, timeout=5)
     french_message(t, prompts)
+    t.wait_for(lambda: t.channel_count() == 0, timeout=5)
+    operator(t, prompts)
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
 finish()

@@ -264,7 +264,8 @@ if not BARESIP or not SOX or not os.path.isfile(os.path.join(MODULES, "opus.so")
 workdir = tempfile.mkdtemp(prefix="tandem-opus-")
 try:
     # baresip's aufile wants the codec's rate and channels: Opus is 48 kHz stereo.
-    for hz, rate, ch, name in ((OPUS_HZ, 48000, 2, f"tone-{OPUS_HZ}-48k.wav"), (ULAW_HZ, 8000, 1, f"tone-{ULAW_HZ}-8k.wav")):
+    for hz, rate, ch, name in ((OPUS_HZ, 48000, 2, f"tone-{OPUS_HZ}-48k.wav"),
+                               (ULAW_HZ, 8000, 1, f"tone-{ULAW_HZ}-8k.wav")):
         subprocess.run([SOX, "-n", "-r", str(rate), "-c", str(ch), "-b", "16", os.path.join(workdir, name),
                         "synth", "30", "sine", str(hz), "vol", "0.5"], check=True, timeout=30)
     port = free_port()
