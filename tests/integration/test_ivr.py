@@ -224,6 +224,18 @@ def is_tone(samples):
     return power(samples, 8000, TONE_HZ) > 20 * max(power(samples, 8000, 1000), power(samples, 8000, 700))
 
 
+def beep_frames(caller, start):
+    """How many loud 1 kHz frames arrived from frame `start` on."""
+    audio = caller.frames()
+    count = 0
+    for n in range(start, len(audio) // FRAME):
+        pcm = pcm_samples(audioop.alaw2lin(audio[n * FRAME:(n + 1) * FRAME], 2))
+        loud = math.sqrt(sum(x * x for x in pcm) / FRAME) > 1000
+        if loud and power(pcm, 8000, 1000) > 20 * power(pcm, 8000, TONE_HZ):
+            count += 1
+    return count
+
+
 def peak_frequency(samples, rate, lo=100, hi=2000, step=5):
     best = max(range(lo, hi + 1, step), key=lambda f: power(samples, rate, f))
     return best
@@ -348,8 +360,9 @@ def french_message(t, p):
             return
         check(caller.find(p["en/ivr-options"]) is None and caller.find(p["en/vm-intro"]) is None,
               "no English prompt after choosing French")
-        # The beep (250 ms) follows; Record listens after it.
-        time.sleep(0.4)
+        # Record listens once its beep (1 kHz, 260 ms) has been sent.
+        check(t.wait_for(lambda: beep_frames(caller, intro) >= 12, timeout=10), "the beep")
+        time.sleep(0.1)
         caller.send_tone(2.0)
         caller.press("#")
         saved = caller.wait(p["fr/vm-msgsaved"], intro, timeout=20)
