@@ -1,5 +1,7 @@
 #include <tandem/channel.hpp>
 #include <tandem/core.hpp>
+
+#include "media/dsp.hpp"
 #include <tandem/moh.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -114,6 +116,7 @@ Channel::Media& Channel::media() {
 void Channel::set_native_format(Format f) {
     if (f == native_format_) return;
     native_format_ = f;
+    if (dsp_) dsp_->prepare(f);
     if (media_) {
         // Prepared now rather than on the first frame, which must not allocate.
         path_for(core_, media_->read_path, f, read_format_);
@@ -142,6 +145,28 @@ void Channel::add_audio_tap() {
 
 void Channel::remove_audio_tap() {
     if (audio_taps_ > 0 && --audio_taps_ == 0) wake_waiters();
+}
+
+bool Channel::set_tone_detection(ToneDetection what) {
+    if (dsp_ && dsp_->detecting() == what) return true;
+    bool had = dsp_ != nullptr;
+    dsp_.reset();
+    bool ok = true;
+    if (what.any()) {
+        dsp_ = ChannelDsp::create(*this, what);
+        ok = dsp_ != nullptr;
+        if (!ok) core_.log().warning("{}: in-band detection could not be set up", name_);
+    }
+    // The detector needs the audio to come through the channel, not around it.
+    if (dsp_ && !had)
+        add_audio_tap();
+    else if (!dsp_ && had)
+        remove_audio_tap();
+    return ok;
+}
+
+ToneDetection Channel::tone_detection() const {
+    return dsp_ ? dsp_->detecting() : ToneDetection{};
 }
 
 void Channel::add_waiter(EventWaiter& w) {
@@ -273,6 +298,14 @@ void Channel::set_position(std::string context, std::string exten, int priority)
 
 void Channel::jump_to(std::string context, std::string exten, int priority, std::string label) {
     jump_ = Jump{std::move(context), std::move(exten), std::move(label), priority};
+}
+
+bool Channel::async_goto(std::string context, std::string exten, int priority) {
+    if (hangup_requested_ || !hangup_signal_.slot().has_handler()) return false;
+    async_goto_ = Jump{std::move(context), std::move(exten), {}, priority};
+    hangup_signal_.emit(asio::cancellation_type::terminal);
+    wake_waiters();
+    return true;
 }
 
 awaitable<bool> Channel::answer() {
@@ -416,7 +449,19 @@ void Channel::on_indication(Indication i) {
 void Channel::on_frame(Frame f) {
     if (hangup_requested_) return;
     if (observer_) observer_(f);
-    if (media_ && media_->reading) queue_frame(f);
+    const Frame* decoded = dsp_ && f.kind == FrameKind::voice ? dsp_->listen(f) : nullptr;
+    if (media_ && media_->reading) {
+        // The detector decoded the frame already: a reader of anything but
+        // the native format gets the slin8 copy, one decode fewer.
+        auto target = read_format_ == Format::none ? native_format_ : read_format_;
+        queue_frame(decoded && target != native_format_ ? *decoded : f);
+    }
+    // Digits after the voice that carried them. Acting runs observers that
+    // may turn detection off: the detector stays alive until it is done.
+    if (dsp_ && f.kind == FrameKind::voice && dsp_->heard()) {
+        auto keep = dsp_;
+        keep->act();
+    }
 }
 
 void Channel::on_hangup(int c) {

@@ -634,6 +634,53 @@ void register_functions(Registrar& r) {
                          return true;
                      }});
 
+    r.fn("TONE_DETECT",
+         {"In-band detection on the channel", "TONE_DETECT(dtmf|fax)",
+          "dtmf: on or off, DTMF heard in the channel's incoming audio becomes digits (as with sip.conf "
+          "dtmfmode=inband). fax: no, cng, ced or yes (both), fax tones set FAXDETECTED and go to the `fax` "
+          "extension once (as faxdetect=). Readable and writable: Set(TONE_DETECT(dtmf)=on).",
+          [](Channel* c, std::string_view args, std::string& err) -> std::optional<std::string> {
+              if (!c) {
+                  err = "TONE_DETECT needs a channel";
+                  return std::nullopt;
+              }
+              auto what = c->tone_detection();
+              auto item = trim(args);
+              if (item == "dtmf") return std::string(what.dtmf ? "on" : "off");
+              if (item == "fax")
+                  return std::string(what.fax_cng && what.fax_ced ? "yes"
+                                     : what.fax_cng               ? "cng"
+                                     : what.fax_ced               ? "ced"
+                                                                  : "no");
+              err = "TONE_DETECT: unknown item '" + std::string(item) + "' (dtmf, fax)";
+              return std::nullopt;
+          },
+          [](Channel* c, std::string_view args, std::string_view value, std::string& err) {
+              if (!c) return false;
+              auto what = c->tone_detection();
+              auto item = trim(args);
+              auto v = trim(value);
+              if (item == "dtmf") {
+                  what.dtmf = v == "on" || v == "yes" || (v != "off" && v != "no" && truthy(v));
+              } else if (item == "fax") {
+                  auto fax = parse_faxdetect(v);
+                  if (!fax) {
+                      err = "TONE_DETECT(fax): '" + std::string(v) + "' is not no, cng, ced or yes";
+                      return false;
+                  }
+                  what.fax_cng = fax->fax_cng;
+                  what.fax_ced = fax->fax_ced;
+              } else {
+                  err = "TONE_DETECT: unknown item '" + std::string(item) + "' (dtmf, fax)";
+                  return false;
+              }
+              if (!c->set_tone_detection(what)) {
+                  err = "TONE_DETECT: the detector could not be set up";
+                  return false;
+              }
+              return true;
+          }});
+
     r.fn("GLOBAL", {"Global variables", "GLOBAL(name)", "Reads or (with Set) writes a global variable.",
                     [&core](Channel*, std::string_view args, std::string&) -> std::optional<std::string> {
                         return core.global_variable(trim(args)).value_or("");

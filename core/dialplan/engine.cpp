@@ -125,7 +125,20 @@ awaitable<void> run_steps(CoreImpl& core, Channel& c, bool in_h) {
             co_return;
         }
         AppArgs a{args, split_args(args)};
-        AppResult r = co_await app->run(c, a);
+        AppResult r = AppResult::next;
+        try {
+            r = co_await app->run(c, a);
+        } catch (const boost::system::system_error& e) {
+            // Channel::async_goto() cancels the application as a hangup
+            // would; the call itself goes on at the new place.
+            if (!is_cancellation(e) || c.hungup() || !c.async_goto_pending()) throw;
+        }
+        if (auto j = c.take_async_goto(); j && !c.hungup()) {
+            co_await asio::this_coro::reset_cancellation_state();
+            c.take_jump();
+            if (!apply_jump(core, c, std::move(*j))) co_return;
+            continue;
+        }
         if (r == AppResult::hangup) co_return;
         if (auto j = c.take_jump()) {
             if (!apply_jump(core, c, std::move(*j))) co_return;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <tandem/cause.hpp>
+#include <tandem/dsp.hpp>
 #include <tandem/events.hpp>
 #include <tandem/frame.hpp>
 #include <tandem/media.hpp>
@@ -51,6 +52,8 @@ class Channel;
 // An RTP media session (include/tandem/rtp.hpp). A driver whose media is RTP
 // hands it out so a bridge can relay packets between two legs without decoding.
 class RtpSession;
+// In-band detection on a channel (core/media/dsp.hpp; Channel::set_tone_detection).
+class ChannelDsp;
 
 template <class T>
 using awaitable = boost::asio::awaitable<T>;
@@ -198,6 +201,15 @@ public:
         int priority = 0;
     };
     std::optional<Jump> take_jump() { return std::exchange(jump_, std::nullopt); }
+    // Asterisk's async goto, for fax detection: the dialplan continues at
+    // this place now. The running application is cancelled as a hangup
+    // would cancel it (its awaited operation ends with operation_aborted),
+    // but the call goes on; the engine resets the cancellation and takes the
+    // place with take_async_goto(). False, and nothing done, when no
+    // coroutine runs on the channel (a callee owned by Dial). On the loop.
+    bool async_goto(std::string context, std::string exten, int priority);
+    bool async_goto_pending() const { return async_goto_.has_value(); }
+    std::optional<Jump> take_async_goto() { return std::exchange(async_goto_, std::nullopt); }
     // Gosub return stack: positions and their local variable frames.
     struct StackFrame {
         std::string context, exten;
@@ -262,6 +274,17 @@ public:
     void remove_audio_tap();
     bool audio_tapped() const { return audio_taps_ > 0; }
 
+    // In-band detection (tandem/dsp.hpp), on the loop: listens to the voice
+    // the driver pushes. A digit becomes dtmf_begin/dtmf_end frames exactly
+    // as a driver reports RFC 4733 events; a fax tone publishes
+    // event::FaxDetect, sets FAXDETECTED=cng|ced and, once per call, sends a
+    // channel running the dialplan to the `fax` extension of its context if
+    // it has one (FAXEXTEN keeps the extension it was at). While detection
+    // is on the channel is audio-tapped. ToneDetection{} turns it off; false
+    // when the detector could not be made (detection is then off).
+    bool set_tone_detection(ToneDetection what);
+    ToneDetection tone_detection() const;
+
     // --- music on hold (tandem/moh.hpp) ---
     // The class played when this channel is put on hold; empty means the
     // provider's default. CHANNEL(musicclass) in the dialplan; inherited.
@@ -324,6 +347,7 @@ private:
     std::string context_, exten_;
     int priority_ = 1;
     std::optional<Jump> jump_;
+    std::optional<Jump> async_goto_;
     std::vector<StackFrame> stack_;
     std::string lastapp_, lastdata_;
     FrameObserver observer_;
@@ -334,6 +358,7 @@ private:
     Format read_format_ = Format::none;
     Format write_format_ = Format::none;
     int audio_taps_ = 0;
+    std::shared_ptr<ChannelDsp> dsp_;
     bool music_playing_ = false;
     std::string music_class_;
     void write_voice(const Frame& f);

@@ -51,10 +51,15 @@ struct ModuleChanged {
 struct Reloaded {
     std::string what;
 };
+// A fax machine heard on a channel by in-band detection (tandem/dsp.hpp).
+struct FaxDetect {
+    std::string channel, uniqueid;
+    std::string tone;  // "cng": the caller is a fax; "ced": the callee is one
+};
 }  // namespace event
 
 using Event = std::variant<event::ChannelCreated, event::ChannelStateChanged, event::DialplanStep, event::VariableSet,
-                           event::ChannelHangup, event::ModuleChanged, event::Reloaded>;
+                           event::ChannelHangup, event::ModuleChanged, event::Reloaded, event::FaxDetect>;
 using EventHandler = std::function<void(const Event&)>;
 
 class EventBus {
