@@ -5,6 +5,7 @@
 #include "sdp.hpp"
 #include "service.hpp"
 
+#include <tandem/dsp.hpp>
 #include <tandem/rtp.hpp>
 
 #include <boost/asio/post.hpp>
@@ -90,6 +91,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     bool late_offer = false;  // an INVITE without SDP: we offered in the 200, the ACK answers
     bool held = false;
     std::string dtmfmode = "rfc4733";
+    std::string faxdetect = "no";
     std::string remote_party;
     std::string sip_call_id;
     // Dialogs: one for an incoming call, one per contact for an outgoing one.
@@ -168,11 +170,22 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
                 }
             }
         }
+        update_detection();
         bool now_held = p.on_hold();
         if (now_held != was_held && state == State::up)
             if (auto c = chan()) c->on_indication(now_held ? Indication::hold : Indication::unhold);
         held = now_held;
         return true;
+    }
+
+    // In-band detection (tandem/dsp.hpp): DTMF for dtmfmode=inband, and for
+    // auto when the peer offered no telephone-event; fax tones for faxdetect=.
+    void update_detection() {
+        auto c = chan();
+        if (!c) return;
+        auto what = parse_faxdetect(faxdetect).value_or(ToneDetection{});
+        what.dtmf = dtmfmode == "inband" || (dtmfmode == "auto" && plan && plan->telephone_event_pt < 0);
+        c->set_tone_detection(what);
     }
 
     std::string name() {
@@ -650,6 +663,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     call->endpoint = ep->name;
     call->reliable = offer.reliable;
     call->dtmfmode = ep->dtmfmode;
+    call->faxdetect = ep->faxdetect;
     call->rtptimeout = ep->rtptimeout;
     call->policy = policy_of(ep);
 
@@ -714,6 +728,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     chan->set_variable("SIPPEER", ep->name);
     chan->set_position(ep->context.empty() ? s->general.context : ep->context, exten, 1);
     if (call->plan) chan->set_native_format(call->plan->format);
+    call->update_detection();
     call->remote_party = rq.source.str();
     call->sip_call_id = rq.call_id;
     chan->set_state(ChannelState::ring);
@@ -761,6 +776,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     call->endpoint = ep ? ep->name : "";
     call->policy = policy_of(ep);
     call->dtmfmode = ep ? ep->dtmfmode : "rfc4733";
+    if (ep) call->faxdetect = ep->faxdetect;
     if (ep) call->rtptimeout = ep->rtptimeout;
 
     auto& g = s->general;

@@ -370,7 +370,8 @@ std::span<const OptionSpec> endpoint_schema() {
          .type = OptionType::choice,
          .default_value = "rfc4733",
          .choices = dtmf_modes(),
-         .help = "How DTMF is carried."},
+         .help = "How DTMF is carried: rfc4733 (rfc2833), info, shortinfo, inband (tones in the audio, detected "
+                 "by Tandem), auto (RFC 4733 when the peer offers telephone-event, in-band otherwise)."},
         {.name = "nat",
          .type = OptionType::list,
          .default_value = "force_rport",
@@ -421,6 +422,12 @@ std::span<const OptionSpec> endpoint_schema() {
          .type = OptionType::boolean,
          .default_value = "no",
          .help = "Accepted for compatibility: media always flows through Tandem (yes is treated as no)."},
+        {.name = "faxdetect",
+         .type = OptionType::choice,
+         .default_value = "no",
+         .choices = {"no", "yes", "cng", "ced"},
+         .help = "Listen for fax tones in its calls' audio: cng (a fax calls), ced (a fax answers), yes (both). "
+                 "Sets FAXDETECTED and sends the call to the `fax` extension of its context, if there is one."},
     };
     return schema;
 }
@@ -685,6 +692,7 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.fromuser = o.str("fromuser");
         e.directmedia = o.boolean("directmedia");
         e.rtptimeout = std::chrono::seconds(o.integer("rtptimeout"));
+        e.faxdetect = o.str("faxdetect");
         if (o.boolean("register")) {
             if (!e.has_static_host() || e.secret.empty()) {
                 errors.push_back({where(o, "register", s), "register=yes needs a static host= and a secret"});
