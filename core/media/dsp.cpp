@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 #include <string>
+#include <utility>
 
 // SpanDSP last: in C++ telephony.h defines lrint() and lrintf() as macros,
 // which would break any standard header included after it.
@@ -256,10 +257,12 @@ void ChannelDsp::fax_detected(FaxTone tone) {
     // extension goes there, once.
     if (jumped_ || chan_.hungup() || chan_.context().empty() || chan_.exten() == "fax") return;
     if (!core.dialplan_exists(chan_.context(), "fax", 1, chan_.caller().number)) return;
+    // A channel without a dialplan of its own (a callee Dial owns) stays put.
+    auto was_at = chan_.exten();
+    if (!chan_.async_goto(chan_.context(), "fax", 1)) return;
     jumped_ = true;
     core.log().info("{}: redirecting to the fax extension of {}", chan_.name(), chan_.context());
-    chan_.set_variable("FAXEXTEN", chan_.exten());
-    chan_.async_goto(chan_.context(), "fax", 1);
+    chan_.set_variable("FAXEXTEN", std::move(was_at));
 }
 
 }  // namespace tandem

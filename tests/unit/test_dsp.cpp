@@ -471,3 +471,30 @@ exten => s,1,Set(A=${TONE_DETECT(dtmf)}/${TONE_DETECT(fax)})
     CHECK(vars["B"] == "on/ced");
     CHECK(vars["C"] == "off/yes");  // an unknown fax value changed nothing
 }
+
+TEST_CASE("dsp: a channel with no dialplan of its own is not redirected by a fax tone") {
+    test::TestCore t(R"(
+[owned]
+exten => s,1,Wait(5)
+exten => fax,1,Hangup()
+)");
+    // As a callee that Dial owns: a position, but no coroutine runs on it.
+    auto c = t.core->create_channel("Trace", "Trace/callee", std::make_unique<NullDriver>(), t.core->pick_loop());
+    REQUIRE(c);
+    c->set_position("owned", "s", 1);
+    auto audio = frames(*t.core, cng(1), Format::slin8);
+    auto [detected, faxexten, pending] = on_loop(*c, [&] {
+        c->set_tone_detection({.fax_cng = true, .fax_ced = true});
+        for (auto& f : audio) c->on_frame(f);
+        return std::tuple(c->variable("FAXDETECTED").value_or(""), c->variable("FAXEXTEN").value_or("-"),
+                          c->async_goto_pending());
+    });
+    CHECK(detected == "cng");
+    CHECK(faxexten == "-");
+    CHECK_FALSE(pending);
+    CHECK(c->exten() == "s");
+    on_loop(*c, [&] {
+        t.core->end_channel(c);
+        return 0;
+    });
+}
