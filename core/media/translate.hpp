@@ -5,9 +5,10 @@
 // keeps what it derives from it, and notices changes through the registry's
 // generation counter:
 //  - a cost per registered step, in microseconds per 20 ms frame: measured on
-//    this machine (median over 1 s of a test signal), assumed when it cannot
-//    be measured (a decoder whose encoder is not registered, video), or
-//    injected (tests, core-private);
+//    this machine (the lowest of three medians, each over a third of a
+//    second of a test signal, taken in turns with the other steps), assumed
+//    when it cannot be measured (a decoder whose encoder is not registered,
+//    video), or injected (tests, core-private);
 //  - per source format, a shortest-path tree over formats (Dijkstra, edges =
 //    translators, weights = costs; equal costs prefer fewer steps), dropped as
 //    soon as the registry or a cost changes.
@@ -71,8 +72,11 @@ public:
     // Cost of a step that could not (or not yet) be measured: far above any
     // real codec, so a measured path is always preferred.
     static constexpr unsigned assumed_cost = 5000;
-    // Frames of 20 ms timed per step (1 s of audio).
-    static constexpr int measure_frames = 50;
+    // Frames of 20 ms timed per step (about 1 s of audio), in rounds that
+    // take turns with the other steps; the cost is the lowest of the rounds'
+    // medians (see measure()).
+    static constexpr int measure_frames = 48;
+    static constexpr int measure_rounds = 3;
 
     explicit TranslatorGraph(CoreImpl& core);
     ~TranslatorGraph();
@@ -124,8 +128,11 @@ private:
     void invalidate_locked() { trees_ = {}; }
     void module_changed(const std::string& module, bool loaded);
     void schedule_measurement();
-    // Times one step (held by `lease`); returns its cost and how it was found.
-    std::pair<unsigned, CostSource> time_step(const Lease<TranslatorInfo>& lease, const std::string& name);
+    // Times one step (held by `lease`) on round `round` of the test signal
+    // (`signals`: the signal at each slin rate, made on first use); returns
+    // its cost and how it was found.
+    std::pair<unsigned, CostSource> time_step(const Lease<TranslatorInfo>& lease, const std::string& name, int round,
+                                              std::map<Format, std::vector<Frame>>& signals);
     std::unique_ptr<Translator> create(const TranslatorInfo& info, const std::string& name, const std::string& module,
                                        std::string_view options);
 
