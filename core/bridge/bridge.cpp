@@ -59,6 +59,8 @@ public:
     }
 
     ~Session() {
+        if (owed_unhold_a_ && !a_.hungup()) a_.indicate(Indication::unhold);
+        if (owed_unhold_b_ && !b_.hungup()) b_.indicate(Indication::unhold);
         stop_relay();
         a_.set_frame_observer({});
         b_.set_frame_observer({});
@@ -101,7 +103,12 @@ private:
                 return;
             case FrameKind::control: {
                 auto i = static_cast<Indication>(f.subclass);
-                if (passes_on(i)) to.indicate(i);
+                if (!passes_on(i)) return;
+                // A hold passed on is owed an unhold if the bridge ends first
+                // (the holder hangs up or transfers): no music left behind.
+                if (i == Indication::hold || i == Indication::unhold)
+                    (&to == &a_ ? owed_unhold_a_ : owed_unhold_b_) = i == Indication::hold;
+                to.indicate(i);
                 return;
             }
             case FrameKind::dtmf_begin:
@@ -131,6 +138,7 @@ private:
     EventWaiter waiter_;
     RtpSession* relay_a_ = nullptr;
     RtpSession* relay_b_ = nullptr;
+    bool owed_unhold_a_ = false, owed_unhold_b_ = false;
 };
 
 }  // namespace

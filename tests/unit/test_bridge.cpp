@@ -75,6 +75,8 @@ struct RecordingDriver final : ChannelDriver {
     explicit RecordingDriver(std::shared_ptr<Recorded> r) : rec(std::move(r)) {}
     void write(Channel&, const Frame& f) override { rec->written.push_back(f); }
     void indicate(Channel&, Indication i) override { rec->indications.push_back(i); }
+    // Takes hold itself, so the core plays no music on hold here (test_moh.cpp does).
+    bool handles_hold() const override { return true; }
     void send_digit(Channel&, char d, std::chrono::milliseconds) override { rec->digits += d; }
     void send_digit_begin(Channel&, char d) override { rec->begun += d; }
     void send_text(Channel&, std::string_view t) override { rec->text += t; }

@@ -327,7 +327,7 @@ TEST_CASE("moh: hold on a bridged party starts the channel's class, unhold stops
     m.end(chan);
 }
 
-TEST_CASE("moh: in a bridge, the held party's peer hears music and not the held party until unhold") {
+TEST_CASE("moh: in a bridge, the held party's peer hears music and not the held party until unhold or the end") {
     MohCore m("[t]\nexten => s,1,Wait(1)\n", moh_conf);
     auto cap_a = std::make_shared<Capture>();
     auto cap_b = std::make_shared<Capture>();
@@ -372,9 +372,13 @@ TEST_CASE("moh: in a bridge, the held party's peer hears music and not the held 
     speak();
     CHECK(cap_b->count() == after + 1);
     CHECK(markers() == 2);
+    // Held again, then the holder hangs up: the bridge owes b an unhold, so no music is left behind.
+    on_loop(a, [&] { a->on_indication(Indication::hold); });
+    CHECK(on_loop(b, [&] { return b->music_playing(); }));
     a->request_hangup();
     REQUIRE(ended.wait_for(5s) == std::future_status::ready);
     CHECK(ended.get() == BridgeEnd::a_hungup);
+    CHECK(!on_loop(b, [&] { return b->music_playing() || b->audio_tapped(); }));
     m.end(a);
     m.end(b);
 }
