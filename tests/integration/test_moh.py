@@ -11,6 +11,8 @@
    again, with no music mixed in.
 2. MusicOnHold(default,3) after Answer(): a SIPp caller receives about 150
    packets of music, then Tandem hangs up.
+3. The PBX stops cleanly while music plays (the call is hung up, the player
+   ends before the module unloads).
 
 Needs res_musiconhold and app_dial (skipped, and said so, when not built) and
 the sample music (<build>/sounds/moh, the moh_sounds target)."""
@@ -40,6 +42,8 @@ include => phones
 exten => moh3,1,Answer()
  same => n,MusicOnHold(default,3)
  same => n,Hangup()
+exten => mohforever,1,Answer()
+ same => n,MusicOnHold()
 """
 
 
@@ -258,7 +262,15 @@ with t:
     c.close()
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
 
+    # --- 3. stopping the PBX while music plays ------------------------------------
+    d = RtpPeer()
+    listener = sipp_call("moh_listen", port, "mohforever", rtp_port=d.port, timeout=30, cwd=t.dir, background=True)
+    check(wait(lambda: len(d.received()) >= 50, 10), "MusicOnHold() without a duration plays")
     rc = t.stop()
-    check(rc == 0, f"the PBX stops cleanly (exit {rc})")
+    check(rc == 0, f"the PBX stops cleanly while music plays (exit {rc})" + ("" if rc == 0 else ":\n" + t.log()[-3000:]))
+    out, _ = listener.communicate(timeout=40)
+    check(listener.returncode == 0, "the listening caller gets Tandem's BYE at the stop"
+          + ("" if listener.returncode == 0 else ":\n" + out[-3000:]))
+    d.close()
 
 finish()
