@@ -31,11 +31,11 @@ namespace tandem {
 // The registry entry of the music on hold provider.
 struct MusicOnHold {
     std::string description;
-    // Starts music of `music_class` on the channel, or switches to it when
-    // music already plays. An empty class means the channel's own
-    // (Channel::music_class(), CHANNEL(musicclass)) and then "default". False
-    // when the class is unknown; a known class whose files are missing plays
-    // silence rather than failing.
+    // Starts music on the channel, or switches class when music already
+    // plays. The class is chosen as Asterisk chooses: the channel's own
+    // (Channel::music_class(), CHANNEL(musicclass)) when it exists, then
+    // `music_class`, then "default". False when none of them exists; a class
+    // whose files are missing plays silence rather than failing.
     std::function<bool(Channel&, std::string_view music_class)> start;
     // Stops the channel's music, if any; the channel's audio is its own again.
     std::function<void(Channel&)> stop;
