@@ -245,6 +245,16 @@ def pcm_samples(data):
     return [v for (v,) in struct.iter_unpack("<h", data)]
 
 
+def diagnose(t, caller, found):
+    """What the caller and Tandem saw, when the first prompt never came."""
+    if found is not None:
+        return ""
+    with caller.lock:
+        got = len(caller.received)
+    return (f":\n{got} RTP packets received from {caller.remote}\n" + t.rx("core show channels")[1]
+            + t.rx("sip show channels")[1] + t.rx("rtp show sessions")[1])
+
+
 def start_call(t, caller, user="1001", timeout=150):
     return sipp_call("ivr_call", t.sip_port, "500", user=user, timeout=timeout, cwd=t.dir, background=True,
                      rtp_port=caller.port)
@@ -267,7 +277,7 @@ def english_menus(t, p):
     proc = start_call(t, caller)
     try:
         lang_en = caller.wait(p["en/welcome"], timeout=20)
-        check(lang_en is not None, "the language menu plays 'welcome' in English")
+        check(lang_en is not None, "the language menu plays 'welcome' in English" + diagnose(t, caller, lang_en))
         if lang_en is None:
             return
         lang_fr = caller.wait(p["fr/welcome"], lang_en)
@@ -345,7 +355,7 @@ def french_message(t, p):
     proc = start_call(t, caller)
     try:
         fr = caller.wait(p["fr/welcome"], timeout=20)
-        check(fr is not None, "French: the language menu says 'Bienvenue'")
+        check(fr is not None, "French: the language menu says 'Bienvenue'" + diagnose(t, caller, fr))
         if fr is None:
             return
         caller.press("2")
@@ -429,7 +439,7 @@ def operator(t, p):
     proc = start_call(t, caller, user="1002")
     try:
         start = caller.wait(p["en/welcome"], timeout=20)
-        check(start is not None, "operator: the IVR answers 1002")
+        check(start is not None, "operator: the IVR answers 1002" + diagnose(t, caller, start))
         if start is None:
             return
         caller.press("1")
