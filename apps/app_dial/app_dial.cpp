@@ -7,9 +7,26 @@
 // EventWaiter and no locking. The outgoing channels run no dialplan of their
 // own; Dial ends each of them (Core::end_channel) exactly once, whatever
 // happens, through the Legs guard.
+//
+// Transfers reach Dial as redirects (Core::redirect) that end its bridge: a
+// redirected caller goes on in its dialplan (or is bridged to the channel the
+// redirect names) and the callee is hung up; a redirected callee is let go,
+// to a dialplan of its own (Core::start_pbx) or to a pair coroutine that
+// bridges it to the named channel, and the caller is hung up.
+// GCC 12 pairs the coroutine frame's operator delete (Asio's recycling
+// allocator) with the wrong operator new once co_spawn of a coroutine
+// returning a large value (run_pair) is inlined, and warns of a mismatch that
+// is not there; the warning is reported where the template is instantiated,
+// at the end of the file, so it is silenced for the file.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 #include <tandem/bridge.hpp>
 #include <tandem/core.hpp>
 #include <tandem/module.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 
 #include <fmt/format.h>
 
@@ -147,6 +164,14 @@ public:
         return legs_.back();
     }
 
+    // Detaches one leg without ending it: a transfer gave it a life of its own.
+    void release(Leg& l) {
+        if (l.ended) return;
+        l.ended = true;
+        l.chan->set_frame_observer({});
+        l.chan->remove_waiter(waiter_);
+    }
+
     // Detaches and ends one leg; `why` is used unless the leg has its own cause.
     void end(Leg& l, int why) {
         if (l.ended) return;
@@ -168,6 +193,108 @@ private:
     EventWaiter waiter_;
     std::vector<Leg> legs_;
 };
+
+// --- transfers ---------------------------------------------------------------
+
+// Waits (bounded) until `other` is free to be taken over: no redirect pending
+// any more, so whoever ran it (its Dial) has let it go. False when either
+// channel hangs up first or the previous owner never lets go.
+awaitable<bool> wait_free(Channel& self, Channel& other) {
+    struct Watch {
+        Channel& c;
+        EventWaiter w;
+        Watch(Channel& ch, Channel& self) : c(ch), w(self.loop()) { c.add_waiter(w); }
+        ~Watch() { c.remove_waiter(w); }
+    } watch(other, self);
+    const auto deadline = clock::now() + 3s;
+    for (;;) {
+        if (other.hungup() || self.hungup()) co_return false;
+        if (!other.redirect_pending()) co_return true;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        if (left.count() <= 0) co_return false;
+        co_await watch.w.wait(left + 1ms);
+    }
+}
+
+// A channel no dialplan runs, owned by a pair coroutine: ended with it
+// unless handed on.
+struct Owned {
+    Core& core;
+    std::shared_ptr<Channel> chan;
+    ~Owned() { end(); }
+    void end() {
+        if (!chan) return;
+        chan->set_frame_observer({});
+        if (!chan->hangup_cause()) chan->set_hangup_cause(cause::normal_clearing);
+        core.end_channel(std::exchange(chan, nullptr));
+    }
+};
+
+void spawn_pair(Core& core, std::shared_ptr<Channel> p, std::shared_ptr<Channel> x);
+
+// Gives a channel that Dial (or a pair) let go the life its redirect names.
+void hand_off(Core& core, std::shared_ptr<Channel> c, Channel::Redirect r) {
+    if (r.bridge_to) {
+        spawn_pair(core, std::move(c), std::move(r.bridge_to));
+    } else if (!r.exten.empty()) {
+        c->set_position(r.context, r.exten, r.priority);
+        c->peer_name().clear();
+        core.start_pbx(std::move(c));
+    }
+    // Neither: a plain release; whoever redirected it takes it (a bridge_to
+    // redirect of another channel names it).
+}
+
+// Bridges `p` (which runs no dialplan) to `x` and owns both: a transferred
+// callee connected to its new party. Returns the redirect of `p`, if a later
+// transfer sends it on; the completion handler then hands it off.
+awaitable<std::optional<Channel::Redirect>> run_pair(Core& core, std::shared_ptr<Channel> p,
+                                                     std::shared_ptr<Channel> x) {
+    Owned other{core, std::move(x)};
+    for (;;) {
+        if (!co_await wait_free(*p, *other.chan)) {
+            core.log().notice("{}: transfer: {} did not become free; hanging up", p->name(), other.chan->name());
+            co_return std::nullopt;
+        }
+        core.log().info("{}: transfer: connected to {}", p->name(), other.chan->name());
+        if (p->state() != ChannelState::up) co_await p->answer();
+        auto end = co_await bridge(*p, *other.chan);
+        core.log().info("{}: bridge with {} ended: {}", p->name(), other.chan->name(), to_string(end));
+        if (end == BridgeEnd::a_redirected) {
+            auto r = p->take_redirect();
+            other.end();
+            if (r && r->bridge_to) {
+                other.chan = std::move(r->bridge_to);
+                continue;
+            }
+            co_return r;
+        }
+        if (end == BridgeEnd::b_redirected) {
+            auto r = other.chan->take_redirect();
+            auto moved = std::exchange(other.chan, nullptr);
+            moved->set_frame_observer({});
+            if (r) hand_off(core, std::move(moved), std::move(*r));
+        }
+        co_return std::nullopt;
+    }
+}
+
+void spawn_pair(Core& core, std::shared_ptr<Channel> p, std::shared_ptr<Channel> x) {
+    // The lease keeps this module loaded while the pair runs its code.
+    auto lease = core.applications().find("Dial");
+    boost::asio::post(p->loop(), [&core, p, x = std::move(x), lease = std::move(lease)]() mutable {
+        boost::asio::co_spawn(
+            p->loop(), run_pair(core, p, std::move(x)),
+            boost::asio::bind_cancellation_slot(
+                p->hangup_signal().slot(),
+                [&core, p, lease = std::move(lease)](std::exception_ptr, std::optional<Channel::Redirect> r) {
+                    if (r && !p->hungup())
+                        hand_off(core, p, std::move(*r));
+                    else
+                        core.end_channel(p);
+                }));
+    });
+}
 
 long long seconds_since(clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(clock::now() - t).count();
@@ -375,6 +502,41 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
     bo.limit = opts->limit;
     auto end = co_await bridge(caller, *peer, bo);
     log.info("{}: Dial: bridge with {} ended: {}", caller.name(), peer->name(), to_string(end));
+    // Transfers: whichever leg was redirected goes on, the other is hung up.
+    while (end == BridgeEnd::a_redirected || end == BridgeEnd::b_redirected) {
+        if (end == BridgeEnd::b_redirected) {
+            auto r = peer->take_redirect();
+            legs.release(*winner);
+            log.info("{}: Dial: {} was transferred away; hanging up", caller.name(), peer->name());
+            if (r) hand_off(core, peer, std::move(*r));
+            finish("ANSWER", answered);
+            caller.set_variable("HANGUPCAUSE", std::to_string(cause::normal_clearing));
+            co_return AppResult::hangup;
+        }
+        auto r = caller.take_redirect();
+        legs.end(*winner, cause::normal_clearing);
+        finish("ANSWER", answered);
+        if (!r || (!r->bridge_to && r->exten.empty())) {
+            // A dialplan channel cannot be let go to another owner.
+            log.warning("{}: Dial: released by a transfer; hanging up", caller.name());
+            co_return AppResult::hangup;
+        }
+        if (!r->bridge_to) {
+            caller.jump_to(r->context, r->exten, r->priority);
+            co_return AppResult::next;
+        }
+        // Connected to the channel the transfer names, which Dial owns from now on.
+        peer = std::move(r->bridge_to);
+        winner = &legs.add(peer);
+        if (!co_await wait_free(caller, *peer)) {
+            log.notice("{}: Dial: transfer to {} failed: it did not become free", caller.name(), peer->name());
+            co_return AppResult::hangup;
+        }
+        log.info("{}: Dial: transfer: connected to {}", caller.name(), peer->name());
+        caller.set_variable("DIALEDPEERNAME", peer->name());
+        end = co_await bridge(caller, *peer, bo);
+        log.info("{}: Dial: bridge with {} ended: {}", caller.name(), peer->name(), to_string(end));
+    }
     finish("ANSWER", answered);
     caller.set_variable("HANGUPCAUSE",
                         std::to_string(peer->hangup_cause() ? peer->hangup_cause() : cause::normal_clearing));
@@ -394,6 +556,9 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
             legs.end(*winner, cause::normal_clearing);
             caller.set_variable("DIALSTATUS", "CHANUNAVAIL");
             co_return AppResult::next;
+        case BridgeEnd::a_redirected:
+        case BridgeEnd::b_redirected:
+            break;  // handled above
     }
     co_return AppResult::next;
 }

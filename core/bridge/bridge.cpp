@@ -17,6 +17,10 @@ std::string_view to_string(BridgeEnd e) {
             return "duration limit";
         case BridgeEnd::failed:
             return "failed";
+        case BridgeEnd::a_redirected:
+            return "a redirected";
+        case BridgeEnd::b_redirected:
+            return "b redirected";
     }
     return "unknown";
 }
@@ -164,6 +168,10 @@ awaitable<BridgeEnd> bridge(Channel& a, Channel& b, BridgeOptions options) {
     Session s(a, b, options);
     a.core().log().debug("bridge {} <-> {}: started", a.name(), b.name());
     for (;;) {
+        // A transferer may hang up the moment it has handed its party on:
+        // the redirected leg still goes on.
+        if (b.redirect_pending() && !b.hungup()) co_return BridgeEnd::b_redirected;
+        if (a.redirect_pending() && !a.hungup()) co_return BridgeEnd::a_redirected;
         if (a.hungup()) co_return BridgeEnd::a_hungup;
         if (b.hungup()) co_return BridgeEnd::b_hungup;
         s.update_relay();

@@ -308,6 +308,18 @@ bool Channel::async_goto(std::string context, std::string exten, int priority) {
     return true;
 }
 
+void Channel::set_redirect(Redirect r) {
+    redirect_ = std::move(r);
+    wake_waiters();
+}
+
+std::optional<Channel::Redirect> Channel::take_redirect() {
+    auto r = std::exchange(redirect_, std::nullopt);
+    // A bridge waiting to take this channel over learns it is free now.
+    if (r) wake_waiters();
+    return r;
+}
+
 awaitable<bool> Channel::answer() {
     if (hangup_requested_) co_return false;
     if (state_ != ChannelState::up) {
@@ -477,6 +489,7 @@ void Channel::finish() {
     if (finished_) return;
     finished_ = true;
     hangup_requested_ = true;
+    redirect_.reset();
     if (!hangup_cause_) hangup_cause_ = cause::normal_clearing;
     driver_->hangup(*this, hangup_cause_);
     set_state(ChannelState::hungup);

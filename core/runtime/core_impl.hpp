@@ -105,6 +105,7 @@ public:
     std::shared_ptr<Channel> find_channel(std::string_view name) const override;
     void start_pbx(std::shared_ptr<Channel> chan) override;
     void start_application(std::shared_ptr<Channel> chan, std::string app, std::string args) override;
+    void redirect(std::shared_ptr<Channel> chan, Channel::Redirect to) override;
     std::string substitute(Channel* chan, std::string_view text) override;
     awaitable<AppResult> exec(Channel& chan, std::string_view app, std::string_view args) override;
     bool dialplan_exists(std::string_view context, std::string_view exten, int priority,

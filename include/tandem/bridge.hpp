@@ -4,7 +4,9 @@
 // (its dialplan application, normally Dial) and returns when either channel
 // hangs up or the duration limit passes. It never hangs a channel up itself:
 // the caller decides what the end means (Dial hangs up both by default, or
-// lets the caller continue in the dialplan with its `g` option).
+// lets the caller continue in the dialplan with its `g` option). A pending
+// redirect on either leg (a transfer, Core::redirect) ends it too; the
+// redirect stays on the channel for the caller to take.
 //
 // What it forwards, both ways: voice (translated between the two native
 // formats by the receiving channel's write path when they differ), video as
@@ -46,6 +48,11 @@ enum class BridgeEnd {
     b_hungup,  // the other channel hung up
     limit,     // the duration limit passed
     failed,    // could not bridge (different loops, same channel)
+    // A transfer redirected one leg (Channel::redirect_pending()); the
+    // awaiting code takes the redirect and acts on it (Dial: the redirected
+    // leg goes on, the other is hung up).
+    a_redirected,
+    b_redirected,
 };
 
 std::string_view to_string(BridgeEnd e);

@@ -210,6 +210,20 @@ public:
     bool async_goto(std::string context, std::string exten, int priority);
     bool async_goto_pending() const { return async_goto_.has_value(); }
     std::optional<Jump> take_async_goto() { return std::exchange(async_goto_, std::nullopt); }
+    // A transfer's request that the channel leave what it is doing (a bridge,
+    // Dial) and go on elsewhere: at a place in the dialplan, or bridged to
+    // `bridge_to`, a channel with no dialplan of its own that whoever takes
+    // the redirect then owns (ends). Set through Core::redirect(); whoever
+    // runs the channel takes it (the bridge ends with BridgeEnd::*_redirected
+    // and Dial acts on it). Setting and taking wake waiters.
+    struct Redirect {
+        std::string context, exten;
+        int priority = 1;
+        std::shared_ptr<Channel> bridge_to;
+    };
+    void set_redirect(Redirect r);
+    bool redirect_pending() const { return redirect_.has_value(); }
+    std::optional<Redirect> take_redirect();
     // Gosub return stack: positions and their local variable frames.
     struct StackFrame {
         std::string context, exten;
@@ -348,6 +362,7 @@ private:
     int priority_ = 1;
     std::optional<Jump> jump_;
     std::optional<Jump> async_goto_;
+    std::optional<Redirect> redirect_;
     std::vector<StackFrame> stack_;
     std::string lastapp_, lastdata_;
     FrameObserver observer_;

@@ -120,6 +120,13 @@ public:
     virtual void start_pbx(std::shared_ptr<Channel> chan) = 0;
     // Runs one application on a channel then hangs it up (detached).
     virtual void start_application(std::shared_ptr<Channel> chan, std::string app, std::string args) = 0;
+    // Transfers: asks whatever runs `chan` (a bridge in Dial) to let it go
+    // and continue where `to` says, like Asterisk's async goto. A channel
+    // running its own dialplan continues there; one Dial owns (a callee) is
+    // released by Dial and gets a dialplan of its own (or the bridge `to`
+    // names). The other leg of that bridge is hung up. Any thread: posted to
+    // the channel's loop. See docs/design-notes.md, "Transfers".
+    virtual void redirect(std::shared_ptr<Channel> chan, Channel::Redirect to) = 0;
 
     // --- dialplan services for applications (on the channel's loop) ---
     virtual std::string substitute(Channel* chan, std::string_view text) = 0;
