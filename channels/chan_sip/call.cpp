@@ -4,6 +4,7 @@
 #include "dtmf_info.hpp"
 #include "sdp.hpp"
 #include "service.hpp"
+#include "transfer.hpp"
 
 #include <tandem/dsp.hpp>
 #include <tandem/rtp.hpp>
@@ -72,8 +73,10 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
         if (media_watch) asio::post(loop, [t = std::move(media_watch)] {});
         if (counted.empty()) return;
         std::lock_guard lock(table->mu);
-        if (auto it = table->per_endpoint.find(counted); it != table->per_endpoint.end() && --it->second <= 0)
+        if (auto it = table->per_endpoint.find(counted); it != table->per_endpoint.end() && --it->second <= 0) {
             table->per_endpoint.erase(it);
+            table->endpoint_loop.erase(counted);
+        }
     }
 
     std::weak_ptr<SipService> service;
@@ -94,6 +97,9 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     std::string faxdetect = "no";
     std::string remote_party;
     std::string sip_call_id;
+    // Our phone transferred this call away (REFER): it sends the BYE after
+    // the final NOTIFY; ours follows only if it does not (bye_later()).
+    bool transferred = false;
     // Dialogs: one for an incoming call, one per contact for an outgoing one.
     std::vector<std::uint64_t> dialogs;
     std::size_t live = 0;
@@ -234,8 +240,19 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
         });
     }
 
+    // A transferred call's channel has ended: give the phone a few seconds
+    // to send its BYE (RFC 5589), then send ours (nothing if it did).
+    void bye_later() {
+        auto timer = std::make_shared<asio::steady_timer>(loop, std::chrono::seconds(5));
+        timer->async_wait([timer, self = shared_from_this()](const boost::system::error_code&) {
+            if (auto* a = self->agent())
+                for (auto id : self->dialogs) a->call_hangup(id, 0);
+        });
+    }
+
     void on_event(const CallEvent& e);
     void handle(const CallEvent& e);
+    void on_refer(const CallEvent& e);
     void on_reinvite(const CallEvent& e);
     void stats_to_variables();
 };
@@ -355,6 +372,9 @@ void SipCall::handle(const CallEvent& e) {
         case K::reinvite:
             on_reinvite(e);
             return;
+        case K::refer:
+            on_refer(e);
+            return;
         case K::ack:
             if (late_offer && !e.sdp.empty()) {
                 late_offer = false;
@@ -411,6 +431,101 @@ void SipCall::handle(const CallEvent& e) {
             return;
         }
     }
+}
+
+// --- transfers (RFC 3515, 3891, 5589) ----------------------------------------
+
+namespace {
+
+// A callee that Dial owns (it runs no dialplan of its own): the leg a
+// transfer can hand to another channel's bridge.
+bool owned_by_dial(const Channel& c) {
+    return c.last_app() == "AppDial";
+}
+
+}  // namespace
+
+// Our phone sent a REFER in this call's dialog: it transfers the party it
+// talks to (the transferee, our channel's bridge peer) either to a dialplan
+// extension (blind) or to the party of its other call (attended, the
+// Refer-To's Replaces). The transferee is redirected (Core::redirect); Dial
+// then hangs up our leg, whose BYE the phone sends after the final NOTIFY.
+void SipCall::on_refer(const CallEvent& e) {
+    auto* a = agent();
+    auto c = chan();
+    auto svc = service.lock();
+    if (!a) return;
+    const auto id = e.call;
+    auto refuse = [&](int status, std::string_view why) {
+        log.notice("{}: REFER to {} refused with {}: {}", name(), e.refer_to, status, why);
+        a->call_refer_answer(id, status);
+    };
+    if (!c || !svc || state != State::up || c->hungup()) return refuse(603, "the call is not up");
+    auto settings = svc->settings();
+    const Endpoint* ep = endpoint.empty() ? nullptr : settings->find(endpoint);
+    if (!ep || !ep->allowtransfer)
+        return refuse(403, ep ? "allowtransfer=no" : "only a configured endpoint may transfer");
+    auto target = parse_refer_to(e.refer_to);
+    if (!target) return refuse(400, "unreadable Refer-To");
+    auto& core = c->core();
+    auto peer = c->peer_name().empty() ? nullptr : core.find_channel(c->peer_name());
+    // Only a party bridged to this leg (each the other's peer) is transferred.
+    if (!peer || peer->hungup() || peer == c || &peer->loop() != &loop || peer->peer_name() != c->name())
+        return refuse(603, "the call is not connected to anyone to transfer");
+
+    a->call_refer_answer(id, 202);
+    a->call_notify(id, sipfrag(100, "Trying"), false);
+    auto fail = [&](int status, std::string_view phrase, std::string_view why) {
+        log.notice("{}: transfer of {} to {} failed: {}", c->name(), peer->name(), e.refer_to, why);
+        a->call_notify(id, sipfrag(status, phrase), true);
+    };
+
+    if (!target->replaces) {
+        // Blind: TRANSFER_CONTEXT if set, else where this leg's calls go.
+        auto context = c->variable("TRANSFER_CONTEXT").value_or("");
+        if (context.empty())
+            context = !outbound ? c->context() : !ep->context.empty() ? ep->context : settings->general.context;
+        if (target->user.empty() || !core.dialplan_exists(context, target->user, 1, peer->caller().number))
+            return fail(404, "Not Found", fmt::format("no extension {}@{}", target->user, context));
+        log.info("{}: blind transfer of {} to {}@{}", c->name(), peer->name(), target->user, context);
+        peer->set_variable("BLINDTRANSFER", c->name());
+        transferred = true;
+        core.redirect(peer, Channel::Redirect{context, target->user, 1, nullptr});
+        a->call_notify(id, sipfrag(200, "OK"), true);
+        return;
+    }
+
+    // Attended: the Replaces names our dialog of the transferer's other call;
+    // its peer is the transfer target.
+    std::shared_ptr<SipCall> other;
+    if (e.refer_replaces) {
+        std::lock_guard lock(table->mu);
+        if (auto it = table->by_dialog.find(e.refer_replaces); it != table->by_dialog.end()) other = it->second;
+    }
+    auto other_chan = other ? other->chan() : nullptr;
+    auto target_peer =
+        other_chan && !other_chan->peer_name().empty() ? core.find_channel(other_chan->peer_name()) : nullptr;
+    if (!target_peer || target_peer->hungup() || other_chan->hungup() || other.get() == this ||
+        target_peer->peer_name() != other_chan->name())
+        return fail(481, "Call/Transaction Does Not Exist", "the call the Replaces names is not connected here");
+    if (&other->loop != &loop || &target_peer->loop() != &loop || target_peer == peer)
+        return fail(503, "Service Unavailable", "the two calls live on different event loops");
+    // The new bridge is driven by a leg that runs a dialplan; the other
+    // must be a callee Dial owns, which its Dial lets go (a bare redirect).
+    if (owned_by_dial(*target_peer)) {
+        core.redirect(target_peer, Channel::Redirect{});
+        core.redirect(peer, Channel::Redirect{{}, {}, 1, target_peer});
+    } else if (owned_by_dial(*peer)) {
+        core.redirect(peer, Channel::Redirect{});
+        core.redirect(target_peer, Channel::Redirect{{}, {}, 1, peer});
+    } else {
+        return fail(503, "Service Unavailable", "both parties run a dialplan of their own");
+    }
+    log.info("{}: attended transfer: {} connected to {}", c->name(), peer->name(), target_peer->name());
+    peer->set_variable("ATTENDEDTRANSFER", c->name());
+    target_peer->set_variable("ATTENDEDTRANSFER", c->name());
+    transferred = true;
+    a->call_notify(id, sipfrag(200, "OK"), true);
 }
 
 // --- the driver ------------------------------------------------------------
@@ -516,7 +631,9 @@ public:
         c.stats_to_variables();
         if (c.state != SipCall::State::ended) {
             int status = status_from_cause(cause);
-            if (auto* a = c.agent())
+            if (c.transferred)
+                c.bye_later();
+            else if (auto* a = c.agent())
                 for (auto id : c.dialogs) a->call_hangup(id, status);
         }
         c.state = SipCall::State::ended;
@@ -572,7 +689,19 @@ CallManager::CallManager(SipService& service, Core& core, Log log)
 CallManager::~CallManager() = default;
 
 void CallManager::on_invite(CallOffer offer) {
-    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, core_.pick_loop(), log_, false);
+    // Loop affinity: an INVITE with Replaces joins the loop of the call it
+    // replaces, and a phone's calls share one loop, so that a transfer
+    // between them bridges legs that live together.
+    asio::io_context* loop = nullptr;
+    {
+        std::lock_guard lock(table_->mu);
+        if (auto it = table_->by_dialog.find(offer.replaces); offer.replaces && it != table_->by_dialog.end())
+            loop = &it->second->loop;
+        else if (auto e = table_->endpoint_loop.find(offer.from_user); e != table_->endpoint_loop.end())
+            loop = e->second;
+    }
+    if (!loop) loop = &core_.pick_loop();
+    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, *loop, log_, false);
     call->dialogs.push_back(offer.call);
     call->live = 1;
     {
@@ -658,6 +787,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     {
         std::lock_guard lock(table_->mu);
         ++table_->per_endpoint[ep->name];
+        table_->endpoint_loop[ep->name] = &call->loop;
     }
     call->counted = ep->name;
     call->endpoint = ep->name;
@@ -666,6 +796,35 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     call->faxdetect = ep->faxdetect;
     call->rtptimeout = ep->rtptimeout;
     call->policy = policy_of(ep);
+
+    // INVITE with Replaces (RFC 3891): this call takes the place of one of
+    // ours; its bridge peer is handed to the new channel below.
+    std::shared_ptr<Channel> replaced, replaced_peer;
+    if (offer.has_replaces) {
+        if (!ep->allowtransfer) {
+            log_.notice("INVITE with Replaces from {}: refused, allowtransfer=no", ep->name);
+            refuse(403);
+            return;
+        }
+        if (offer.replaces_status) {
+            log_.notice("INVITE with Replaces from {}: refused with {}", ep->name, offer.replaces_status);
+            refuse(offer.replaces_status);
+            return;
+        }
+        std::shared_ptr<SipCall> old;
+        {
+            std::lock_guard lock(table_->mu);
+            if (auto it = table_->by_dialog.find(offer.replaces); it != table_->by_dialog.end()) old = it->second;
+        }
+        replaced = old ? old->chan() : nullptr;
+        if (replaced && !replaced->peer_name().empty()) replaced_peer = core_.find_channel(replaced->peer_name());
+        if (!replaced_peer || replaced->hungup() || replaced_peer->hungup() || &replaced_peer->loop() != &call->loop ||
+            replaced_peer->peer_name() != replaced->name()) {
+            log_.notice("INVITE with Replaces from {}: the replaced call is not connected to anyone here", ep->name);
+            refuse(481);
+            return;
+        }
+    }
 
     std::optional<SdpSession> remote;
     if (offer.has_body) {
@@ -735,7 +894,31 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     log_.info("{}: call from {} <{}> ({}) to {}@{}", chan->name(), cid.name, cid.number, rq.source.str(), exten,
               chan->context());
     call->publish();
+    if (replaced_peer) {
+        take_over(call, chan, replaced, replaced_peer);
+        return;
+    }
     core_.start_pbx(chan);
+}
+
+void CallManager::take_over(const std::shared_ptr<SipCall>& call, const std::shared_ptr<Channel>& chan,
+                            const std::shared_ptr<Channel>& replaced, const std::shared_ptr<Channel>& peer) {
+    log_.info("{}: replaces {}: connecting it to {}", chan->name(), replaced->name(), peer->name());
+    chan->set_variable("REPLACED", replaced->name());
+    chan->driver().answer(*chan);
+    chan->set_state(ChannelState::up);
+    call->publish();
+    // Whoever runs the peer (its Dial) hangs the replaced leg up and bridges
+    // the peer to this channel, which it then owns. Should that never happen
+    // (the peer is not in a bridge), this channel is not left behind.
+    core_.redirect(peer, Channel::Redirect{{}, {}, 1, chan});
+    auto timer = std::make_shared<asio::steady_timer>(call->loop, std::chrono::seconds(5));
+    timer->async_wait([timer, chan, &core = core_](const boost::system::error_code&) {
+        if (chan->finished() || !chan->peer_name().empty()) return;
+        core.log().notice("{}: nobody took the call over; hanging up", chan->name());
+        if (!chan->hangup_cause()) chan->set_hangup_cause(cause::temporary_failure);
+        core.end_channel(chan);
+    });
 }
 
 std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& cause) {
@@ -834,6 +1017,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     if (ep) {
         std::lock_guard lock(table_->mu);
         ++table_->per_endpoint[ep->name];
+        table_->endpoint_loop.try_emplace(ep->name, &loop);
         call->counted = ep->name;
     }
     if (!open_media(core_, *call, *s, "SIP/" + name)) {

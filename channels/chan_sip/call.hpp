@@ -13,7 +13,12 @@
 // A SipCall leaves the table when its last dialog is gone on the Sofia thread
 // ("ended"); the channel holds it through its driver until the channel ends.
 // Incoming: authentication (digest, or address for insecure=invite peers),
-// ACL, call-limit, SDP answer, then a channel that runs the dialplan.
+// ACL, call-limit, SDP answer, then a channel that runs the dialplan (or,
+// for an INVITE with Replaces, that takes over the replaced call's peer).
+// Transfers: a REFER in a call's dialog redirects the call's bridge peer
+// (Core::redirect) to an extension (blind) or to the peer of the phone's
+// other call named by the Refer-To's Replaces (attended), and reports with
+// NOTIFYs of message/sipfrag (RFC 3515, RFC 5589).
 // Outgoing: SIP/endpoint rings every registered contact (first 2xx wins, the
 // others are cancelled), SIP/peer/number calls number@host of a trunk,
 // SIP/number@host[:port] calls an address directly.
@@ -59,6 +64,9 @@ struct CallTable {
     std::mutex mu;
     std::unordered_map<std::uint64_t, std::shared_ptr<SipCall>> by_dialog;
     std::map<std::string, int, std::less<>> per_endpoint;  // calls in progress, for call-limit
+    // The loop of an endpoint's calls while it has any: its next ones go
+    // there too, so a transfer between two of them bridges on one loop.
+    std::map<std::string, boost::asio::io_context*, std::less<>> endpoint_loop;
     std::vector<std::weak_ptr<SipCall>> all;
 };
 
@@ -79,6 +87,8 @@ public:
 
 private:
     void handle_invite(const std::shared_ptr<SipCall>& call, CallOffer offer);
+    void take_over(const std::shared_ptr<SipCall>& call, const std::shared_ptr<Channel>& chan,
+                   const std::shared_ptr<Channel>& replaced, const std::shared_ptr<Channel>& peer);
 
     SipService& service_;
     Core& core_;

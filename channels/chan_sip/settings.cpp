@@ -418,6 +418,10 @@ std::span<const OptionSpec> endpoint_schema() {
          .max = 86400,
          .help = "Hang up an answered call after this many seconds without RTP from the phone (not while on "
                  "hold); 0 never. Catches peers that vanish without a BYE."},
+        {.name = "allowtransfer",
+         .type = OptionType::boolean,
+         .default_value = "yes",
+         .help = "May transfer its calls: REFER (blind and attended) and INVITE with Replaces; no answers 403."},
         {.name = "directmedia",
          .type = OptionType::boolean,
          .default_value = "no",
@@ -692,6 +696,7 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.fromuser = o.str("fromuser");
         e.directmedia = o.boolean("directmedia");
         e.rtptimeout = std::chrono::seconds(o.integer("rtptimeout"));
+        e.allowtransfer = o.boolean("allowtransfer");
         e.faxdetect = o.str("faxdetect");
         if (o.boolean("register")) {
             if (!e.has_static_host() || e.secret.empty()) {

@@ -76,6 +76,7 @@ struct Endpoint {
     std::string fromuser;                 // user part of From in our INVITEs (trunks)
     bool directmedia = false;             // accepted for compatibility; media always flows through Tandem
     std::chrono::seconds rtptimeout{60};  // no RTP for this long on an answered call: hang up (0: never)
+    bool allowtransfer = true;            // may transfer its calls (REFER, INVITE with Replaces)
     std::string faxdetect = "no";         // no, yes, cng, ced: fax tones listened for in its audio
     config::Location where;
 

@@ -2,6 +2,7 @@
 
 #include "socket_filter.hpp"
 #include "sofia_log.hpp"
+#include "transfer.hpp"
 
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>
@@ -336,6 +337,14 @@ struct SofiaAgent::Impl {
         Transport transport = Transport::udp;  // what our Contact must name (TLS on)
         int auth_attempts = 0;
         std::string auth_user, auth_secret;
+        // A REFER waiting for the loop's answer, and the Event of the
+        // implicit subscription its NOTIFYs belong to.
+        bool refer_pending = false;
+        nua_saved_event_t refer_saved[1]{};
+        std::string refer_event = "refer";
+        ~Dialog() {
+            if (refer_pending) nua_destroy_event(refer_saved);
+        }
     };
     std::unordered_map<std::uint64_t, std::unique_ptr<Dialog>> dialogs;
     std::atomic<std::uint64_t> next_call{1};
@@ -434,6 +443,10 @@ struct SofiaAgent::Impl {
     void invite(std::uint64_t id, const OutgoingCall& c);
     void hangup_call(std::uint64_t id, int status);
     void info(std::uint64_t id, const std::string& type, const std::string& body);
+    void incoming_refer(nua_handle_t* nh, Dialog& d, const sip_t* sip, tagi_t tags[]);
+    void refer_answer(std::uint64_t id, int status);
+    void notify(std::uint64_t id, const std::string& sipfrag, bool final);
+    Dialog* replaced_dialog(const sip_replaces_t* rp);
     void incoming_register(int status, nua_handle_t* nh, const sip_t* sip);
     void incoming_options(int status, nua_handle_t* nh);
     void ignore_silently(nua_handle_t* nh, const SocketAddress& from, const char* method);
@@ -528,8 +541,8 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         TAG_IF(config.tls, NUTAG_CERTIFICATE_DIR(tls_dir_text.c_str())),
         TAG_IF(config.tls, TPTAG_CERTIFICATE(tls_dir_text.c_str())),
         TAG_IF(config.tls, TPTAG_TLS_VERIFY_POLICY(verify)), NUTAG_USER_AGENT(config.user_agent.c_str()),
-        SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK"),
-        NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO"), SIPTAG_SUPPORTED_STR("path, 100rel"),
+        SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK, REFER"),
+        NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO, REFER"), SIPTAG_SUPPORTED_STR("path, 100rel, replaces"),
         // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
         NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1), NUTAG_EARLY_MEDIA(1), NUTAG_ONLY183_100REL(1),
         NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1), TPTAG_LOG(config.debug ? 1 : 0), TAG_END());
@@ -657,11 +670,18 @@ void SofiaAgent::Impl::event(nua_event_t event, int status, char const* phrase, 
         case nua_i_invite:
             incoming_invite(status, nh, sip);
             return;
+        case nua_i_refer:
+            // Outside any call: nothing to transfer (RFC 5589 transfers are
+            // always in the dialog of the call being transferred).
+            if (nh && !hmagic) {
+                if (status < 200) nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua_), TAG_END());
+                nua_handle_destroy(nh);
+            }
+            return;
         case nua_i_message:
         case nua_i_subscribe:
         case nua_i_publish:
         case nua_i_notify:
-        case nua_i_refer:
         case nua_i_info:
         case nua_i_method:
             // Not allowed yet; the stack normally answers 405 before we hear of it.
@@ -892,6 +912,21 @@ void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t
     else
         offer.has_body = sip->sip_payload && sip->sip_payload->pl_len;
     offer.reliable = sip_has_feature(sip->sip_supported, "100rel") || sip_has_feature(sip->sip_require, "100rel");
+    if (auto* rp = sip_replaces(sip)) {
+        // RFC 3891 section 3: only a confirmed dialog of ours is replaced
+        // (an early one we did not start is 481), never one early-only, nor
+        // one already ending. The loop answers after authentication.
+        offer.has_replaces = true;
+        auto* r = replaced_dialog(rp);
+        if (!r || !r->answered)
+            offer.replaces_status = 481;
+        else if (r->hangup)
+            offer.replaces_status = 603;
+        else if (rp->rp_early_only)
+            offer.replaces_status = 486;
+        else
+            offer.replaces = r->id;
+    }
     su_home_deinit(home);
 
     auto d = std::make_unique<Dialog>();
@@ -965,6 +1000,9 @@ void SofiaAgent::Impl::call_event(nua_event_t event, int status, char const* phr
             callbacks.on_call_event(std::move(e));
             return;
         }
+        case nua_i_refer:
+            if (status < 200) incoming_refer(nh, *d, sip, tags);
+            return;
         case nua_r_invite: {
             if (status < 200) {
                 if (status > 100 && !d->hangup) emit(*d, CallEvent::Kind::progress, status, phrase, sip);
@@ -1091,6 +1129,77 @@ void SofiaAgent::Impl::info(std::uint64_t id, const std::string& type, const std
     auto it = dialogs.find(id);
     if (it == dialogs.end() || !it->second->answered || it->second->hangup) return;
     nua_info(it->second->nh, SIPTAG_CONTENT_TYPE_STR(type.c_str()), SIPTAG_PAYLOAD_STR(body.c_str()), TAG_END());
+}
+
+SofiaAgent::Impl::Dialog* SofiaAgent::Impl::replaced_dialog(const sip_replaces_t* rp) {
+    if (!rp || !rp->rp_call_id || !rp->rp_to_tag || !rp->rp_from_tag) return nullptr;
+    nua_handle_t* other = nua_handle_by_replaces(nua, rp);
+    if (!other) return nullptr;
+    auto* d = reinterpret_cast<Dialog*>(nua_handle_magic(other));
+    nua_handle_unref(other);
+    // Only call handles carry a Dialog; make sure it is one still alive.
+    if (!d) return nullptr;
+    auto it = dialogs.find(d->id);
+    return it != dialogs.end() && it->second.get() == d ? d : nullptr;
+}
+
+void SofiaAgent::Impl::incoming_refer(nua_handle_t* nh, Dialog& d, const sip_t* sip, tagi_t tags[]) {
+    if (d.refer_pending || d.hangup || !d.answered) {
+        // One transfer at a time, and only of an answered call that stays.
+        if (d.refer_pending)
+            nua_respond(nh, SIP_491_REQUEST_PENDING, NUTAG_WITH_THIS(nua), TAG_END());
+        else
+            nua_respond(nh, SIP_603_DECLINE, NUTAG_WITH_THIS(nua), TAG_END());
+        return;
+    }
+    if (!sip || !sip->sip_refer_to || !sip->sip_refer_to->r_url->url_host) {
+        nua_respond(nh, 400, "Missing Refer-To", NUTAG_WITH_THIS(nua), TAG_END());
+        return;
+    }
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    CallEvent e;
+    e.call = d.id;
+    e.kind = CallEvent::Kind::refer;
+    if (sip->sip_call_id && sip->sip_call_id->i_id) e.sip_call_id = sip->sip_call_id->i_id;
+    e.refer_to = url_text(home, sip->sip_refer_to->r_url);
+    if (sip->sip_referred_by) e.referred_by = url_text(home, sip->sip_referred_by->b_url);
+    // Attended transfer: the Refer-To carries the other call's dialog (as
+    // the transferer sees it, which is ours with the tags swapped).
+    if (auto target = parse_refer_to(e.refer_to); target && target->replaces) {
+        auto text = fmt::format("{};to-tag={};from-tag={}", target->replaces->call_id, target->replaces->to_tag,
+                                target->replaces->from_tag);
+        if (auto* rp = sip_replaces_make(home, text.c_str()))
+            if (auto* r = replaced_dialog(rp); r && r != &d) e.refer_replaces = r->id;
+    }
+    sip_event_t const* event = nullptr;
+    tl_gets(tags, NUTAG_REFER_EVENT_REF(event), TAG_END());
+    if (event) d.refer_event = header_text(home, reinterpret_cast<const sip_header_t*>(event));
+    if (d.refer_event.empty()) d.refer_event = "refer";
+    su_home_deinit(home);
+    d.refer_pending = true;
+    nua_save_event(nua, d.refer_saved);
+    if (callbacks.on_call_event) callbacks.on_call_event(std::move(e));
+}
+
+void SofiaAgent::Impl::refer_answer(std::uint64_t id, int status) {
+    auto it = dialogs.find(id);
+    if (it == dialogs.end() || !it->second->refer_pending) return;
+    auto& d = *it->second;
+    const char* phrase = sip_status_phrase(status);
+    nua_respond(d.nh, status, phrase ? phrase : "Unknown", NUTAG_WITH_SAVED(d.refer_saved), TAG_END());
+    nua_destroy_event(d.refer_saved);
+    d.refer_pending = false;
+}
+
+void SofiaAgent::Impl::notify(std::uint64_t id, const std::string& sipfrag, bool final) {
+    auto it = dialogs.find(id);
+    if (it == dialogs.end() || it->second->hangup) return;
+    auto& d = *it->second;
+    auto body = sipfrag + "\r\n";
+    nua_notify(d.nh, SIPTAG_EVENT_STR(d.refer_event.c_str()),
+               NUTAG_SUBSTATE(final ? nua_substate_terminated : nua_substate_active),
+               TAG_IF(final, SIPTAG_SUBSCRIPTION_STATE_STR("terminated;reason=noresource")),
+               SIPTAG_CONTENT_TYPE_STR("message/sipfrag;version=2.0"), SIPTAG_PAYLOAD_STR(body.c_str()), TAG_END());
 }
 
 namespace {
@@ -1365,6 +1474,14 @@ void SofiaAgent::call_hangup(std::uint64_t call, int status) {
 void SofiaAgent::call_info(std::uint64_t call, std::string content_type, std::string body) {
     impl_->push(
         [impl = impl_.get(), call, t = std::move(content_type), b = std::move(body)] { impl->info(call, t, b); });
+}
+
+void SofiaAgent::call_refer_answer(std::uint64_t call, int status) {
+    impl_->push([impl = impl_.get(), call, status] { impl->refer_answer(call, status); });
+}
+
+void SofiaAgent::call_notify(std::uint64_t call, std::string sipfrag, bool final) {
+    impl_->push([impl = impl_.get(), call, f = std::move(sipfrag), final] { impl->notify(call, f, final); });
 }
 
 std::size_t SofiaAgent::dialogs() const {

@@ -78,6 +78,12 @@ struct CallOffer {
     std::string sdp;                              // the offer, when the body is SDP
     bool has_body = false;                        // a body of another type than SDP
     bool reliable = false;                        // 100rel supported or required
+    // Replaces (RFC 3891): the dialog of ours it names, matched on this
+    // thread; replaces_status is the refusal when it cannot be replaced (481
+    // no such dialog, 486 confirmed but early-only, 603 already ending).
+    bool has_replaces = false;
+    std::uint64_t replaces = 0;
+    int replaces_status = 0;
 };
 
 // Something that happened to a call dialog after its creation.
@@ -91,6 +97,7 @@ struct CallEvent {
         info,      // INFO (content_type/body), already answered 200
         bye,       // the peer hung up (BYE, answered by the stack)
         cancel,    // the caller cancelled before the answer (487 sent by the stack)
+        refer,     // REFER in the dialog: answer with call_refer_answer(), report with call_notify()
         ended,     // the dialog is gone on the Sofia thread: nothing more comes
     };
     std::uint64_t call = 0;
@@ -100,6 +107,10 @@ struct CallEvent {
     std::string phrase;
     std::string sdp;
     std::string content_type, body;
+    // refer: Refer-To and Referred-By as written, and the dialog of ours the
+    // Refer-To's Replaces names (0: none, or no such dialog).
+    std::string refer_to, referred_by;
+    std::uint64_t refer_replaces = 0;
 };
 
 // An outgoing INVITE.
@@ -172,6 +183,12 @@ public:
     // crosses the CANCEL), BYE once answered. Nothing if already gone.
     void call_hangup(std::uint64_t call, int status);
     void call_info(std::uint64_t call, std::string content_type, std::string body);
+    // Answers the REFER that `call` last reported (202, or a refusal).
+    void call_refer_answer(std::uint64_t call, int status);
+    // A NOTIFY of the REFER's implicit subscription (RFC 3515): `sipfrag` is
+    // the status line of the transfer's progress ("SIP/2.0 100 Trying");
+    // `final` ends the subscription.
+    void call_notify(std::uint64_t call, std::string sipfrag, bool final);
     // Dialogs alive on the Sofia thread (for tests and the CLI).
     std::size_t dialogs() const;
 

@@ -1,0 +1,250 @@
+"""chan_sip transfers end to end (RFC 3515 REFER, RFC 3891 Replaces, RFC 5589),
+with SIPp phones on loopback:
+
+(a) blind: A (1001) calls B through Dial, sends REFER to 1003; A gets 202,
+    NOTIFY 100 Trying then NOTIFY 200 (subscription terminated); B is taken
+    out of the bridge and runs 1003 (Dial to C); B's audio reaches C; A's
+    leg is gone.
+(b) REFER to an extension that does not exist: NOTIFY 404, the call stays.
+(c) attended: A talks to B and to C; REFER in call 1 with Replaces naming
+    call 2; B and C are connected, both of A's legs end.
+(d) INVITE with Replaces taking over A's leg of a call to B (B's audio then
+    reaches the new caller); a Replaces naming no dialog gets 481.
+(e) REFER outside a dialog gets 403, one with unknown tags 481; the PBX lives.
+
+Needs app_dial (skipped, and said so, when the module is not built)."""
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
+
+from harness import MODULE_DIR, Tandem, check, finish  # noqa: E402
+from siptest import (HERE, SECRETS, SIPP, UdpPeer, append_file, edits, free_port, link_pcaps, request,  # noqa: E402
+                     sipp_call, status_of, use_port)
+
+if MODULE_DIR and not os.path.exists(os.path.join(MODULE_DIR, "app_dial.so")):
+    print("skipped: app_dial is not built")
+    finish()
+
+B_PORT, C_PORT = free_port(), free_port()
+
+DIALPLAN = f"""
+[xfertest]
+exten => b,1,Dial(SIP/b@127.0.0.1:{B_PORT},20)
+ same => n,Hangup()
+exten => c,1,Dial(SIP/c@127.0.0.1:{C_PORT},20)
+ same => n,Hangup()
+exten => 1003,1,Verbose(1,XFERTEST blind transfer from ${{BLINDTRANSFER}})
+ same => n,Dial(SIP/c@127.0.0.1:{C_PORT},20)
+ same => n,Hangup()
+"""
+
+
+def xfer_context(conf_dir):
+    path = os.path.join(conf_dir, "sip.conf")
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^context = phones .*$", "context = xfertest", text)
+    # Scripted SIPp phones: an OPTIONS from qualify would break their scripts.
+    text = re.sub(r"(?m)^qualify = yes$", "qualify = no", text)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def sessions(t):
+    """RTP sessions by name: [(sent, received)]."""
+    _, out = t.rx("rtp show sessions")
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"(SIP/\S+)\s+(\d+)\s+(\d+)\s+(\d+)", line)
+        if m:
+            found.setdefault(m.group(1), []).append((int(m.group(3)), int(m.group(4))))
+    return found
+
+
+def sent(t, prefix):
+    """RTP packets Tandem sent to the phones of the sessions named `prefix`."""
+    return max([out for name, v in sessions(t).items() if name.startswith(prefix) for out, _ in v] or [0])
+
+
+def uas(t, scenario, port, echo=False):
+    cmd = [SIPP, "-sf", os.path.join(HERE, scenario + ".xml"), "-i", "127.0.0.1", "-p", str(port),
+           "-mp", str(free_port()), "-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"]
+    if echo:
+        cmd.append("-rtp_echo")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
+
+
+def logged_call(t, port, exten, name):
+    """A call from 1001 that waits for the PBX's BYE and logs its dialog."""
+    log = os.path.join(t.dir, name + ".log")
+    cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, "xfer_call.xml"), "-m", "1",
+           "-s", exten, "-au", "1001", "-ap", SECRETS["1001"], "-key", "caller", "1001",
+           "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port()),
+           "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_logs", "-log_file", log]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
+
+    def dialog():
+        try:
+            with open(log) as f:
+                m = re.search(r"DIALOG (\S+) (\S+) (\S+)", f.read())
+                return m.groups() if m else None
+        except OSError:
+            return None
+
+    t.wait_for(lambda: dialog() is not None, timeout=10)
+    return proc, dialog()
+
+
+def transferer(t, port, exten, refer_to, hold_ms, name, background=False):
+    """A (1001) calls `exten`, then REFERs to `refer_to` after `hold_ms`.
+    Returns the Popen object, or (exit status, output, final NOTIFY status)."""
+    log = os.path.join(t.dir, name + ".log")
+    cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, "xfer_refer.xml"), "-m", "1",
+           "-s", exten, "-au", "1001", "-ap", SECRETS["1001"], "-key", "caller", "1001", "-key", "refer_to", refer_to,
+           "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port()), "-d", str(hold_ms),
+           "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_logs", "-log_file", log]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
+    proc.final = lambda: final_status(log)
+    if background:
+        return proc
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out, final_status(log)
+
+
+def final_status(log):
+    try:
+        with open(log) as f:
+            m = re.search(r"FINAL (\d+)", f.read())
+            return int(m.group(1)) if m else None
+    except OSError:
+        return None
+
+
+def ended(proc, what, timeout=40):
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    check(proc.returncode == 0, what + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
+
+
+def up(t, pattern):
+    return re.search(pattern, t.rx("sip show channels")[1]) is not None
+
+
+def hang_up_all(t):
+    t.rx("channel request hangup all")
+    return t.wait_for(lambda: t.channel_count() == 0, timeout=10)
+
+
+port = free_port()
+t = Tandem(edit=edits(use_port(port, autoban_failures=100), xfer_context, append_file("extensions.conf", DIALPLAN)))
+with t:
+    link_pcaps(t.dir)
+    me = f"127.0.0.1:{port}"
+
+    # --- (a) blind transfer ----------------------------------------------------
+    b = uas(t, "xfer_uas_talk", B_PORT)
+    c = uas(t, "uas_answer", C_PORT, echo=True)
+    time.sleep(0.3)
+    a = transferer(t, port, "b", f"sip:1003@{me}", 1500, "blind", background=True)
+    check(t.wait_for(lambda: up(t, rf"SIP/127\.0\.0\.1:{C_PORT}-\S+\s+\S+\s+out\s+Up"), timeout=15),
+          "after the REFER, the transferee B calls C (1003) and C answers:\n" + t.rx("sip show channels")[1])
+    ended(a, "the transferer: 202, NOTIFY 100 Trying (active), a final NOTIFY (terminated), then its BYE")
+    check(a.final() == 200, f"the final NOTIFY says SIP/2.0 200 OK ({a.final()})")
+    check("XFERTEST blind transfer from SIP/1001-" in t.log(), "1003 runs on B with BLINDTRANSFER set to A's channel")
+    check(t.wait_for(lambda: sent(t, f"SIP/127.0.0.1:{C_PORT}") > 50, timeout=10),
+          "B's audio reaches C through the new bridge:\n" + t.rx("rtp show sessions")[1])
+    _, chans = t.rx("core show channels")
+    check("SIP/1001-" not in chans, "A's leg is gone:\n" + chans)
+    check(re.search(rf"SIP/127\.0\.0\.1:{B_PORT}-", chans) is not None, "B's leg is still up:\n" + chans)
+    check(hang_up_all(t), "hanging up the transferred call leaves no channel")
+    ended(b, "B: answered, talked, BYE at the end")
+    ended(c, "C: answered the transferred call, BYE at the end")
+
+    # --- (b) REFER to an extension that does not exist ------------------------
+    b = uas(t, "xfer_uas_talk", B_PORT)
+    time.sleep(0.3)
+    rc, out, final = transferer(t, port, "b", f"sip:9999@{me}", 1000, "missing")
+    check(rc == 0 and final == 404, f"REFER to 9999: 202, NOTIFY 100, final NOTIFY 404 Not Found ({final})"
+          + ("" if rc == 0 else ":\n" + out[-3000:]))
+    check("no extension 9999@xfertest" in t.log(), "the PBX says why the transfer failed")
+    ended(b, "the call stayed up until A hung up: B gets the BYE")
+    check(re.search(r"Dial: bridge with SIP/127\.0\.0\.1:\d+-\S+ ended: a hung up", t.log()) is not None,
+          "the bridge ended because A hung up, not by a transfer")
+    check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
+
+    # --- (c) attended transfer ---------------------------------------------------
+    b = uas(t, "xfer_uas_talk", B_PORT)
+    c = uas(t, "uas_answer", C_PORT, echo=True)
+    time.sleep(0.3)
+    a2, dialog = logged_call(t, port, "c", "a2")
+    check(dialog is not None, "call 2 (A to C) is up and its dialog is known")
+    if dialog:
+        call_id, pbx_tag, a_tag = dialog
+        replaces = urllib.parse.quote(f"{call_id};to-tag={pbx_tag};from-tag={a_tag}", safe="")
+        before = sent(t, f"SIP/127.0.0.1:{C_PORT}")
+        rc, out, final = transferer(t, port, "b", f"sip:c@{me}?Replaces={replaces}", 1000, "attended")
+        check(rc == 0 and final == 200, f"call 1: REFER with Replaces of call 2: 202, NOTIFY 100, NOTIFY 200 ({final})"
+              + ("" if rc == 0 else ":\n" + out[-3000:] + t.log()[-3000:]))
+        ended(a2, "call 2: A's leg to C gets the PBX's BYE")
+        check(t.wait_for(lambda: sent(t, f"SIP/127.0.0.1:{C_PORT}") > before + 50, timeout=10),
+              "B's audio reaches C:\n" + t.rx("rtp show sessions")[1])
+        _, chans = t.rx("core show channels")
+        check("SIP/1001-" not in chans and len(re.findall(r"SIP/127\.0\.0\.1:\d+-", chans)) == 2,
+              "only B and C are left:\n" + chans)
+    else:
+        a2.kill()
+    check(hang_up_all(t), "hanging up B and C leaves no channel")
+    ended(b, "B: BYE at the end")
+    ended(c, "C: BYE at the end")
+
+    # --- (d) INVITE with Replaces -------------------------------------------------
+    b = uas(t, "xfer_uas_talk", B_PORT)
+    time.sleep(0.3)
+    a, dialog = logged_call(t, port, "b", "a")
+    check(dialog is not None, "A's call to B is up and its dialog is known")
+    if dialog:
+        call_id, pbx_tag, a_tag = dialog
+        d = sipp_call("xfer_replaces", port, "b", user="1002", hold_ms=2500, timeout=30, cwd=t.dir,
+                      background=True, replaces=f"{call_id};to-tag={pbx_tag};from-tag={a_tag}")
+        ended(a, "A's replaced leg gets the PBX's BYE")
+        check(t.wait_for(lambda: sent(t, "SIP/1002") > 30, timeout=10),
+              "B's audio reaches the new caller:\n" + t.rx("rtp show sessions")[1])
+        ended(d, "the replacing call: challenged, answered, BYE at the end")
+        ended(b, "B: its new party hung up, BYE")
+    else:
+        a.kill()
+        b.kill()
+    rc, out = sipp_call("xfer_replaces_bad", port, "b", user="1002", timeout=20, cwd=t.dir,
+                        replaces="no-such-call@127.0.0.1;to-tag=abc;from-tag=def")
+    check(rc == 0, "a Replaces naming no dialog: challenged, then 481" + ("" if rc == 0 else ":\n" + out[-3000:]))
+    check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
+
+    # --- (e) REFER outside a dialog --------------------------------------------
+    peer = UdpPeer()
+    peer.send(request("REFER", port, extra_headers=f"Refer-To: <sip:1003@{me}>", local_port=peer.port), port)
+    answers = [status_of(m) for m in peer.answers(1.5)]
+    check(403 in answers, f"REFER outside any dialog: 403 ({answers})")
+    tagged = request("REFER", port, extra_headers=f"Refer-To: <sip:1003@{me}>", local_port=peer.port)
+    tagged = tagged.replace(f"To: <sip:1001@127.0.0.1>".encode(), b"To: <sip:1001@127.0.0.1>;tag=nosuchdialog")
+    peer.send(tagged, port)
+    answers = [status_of(m) for m in peer.answers(1.5)]
+    check(481 in answers, f"REFER naming a dialog that does not exist: 481 ({answers})")
+    peer.close()
+    check(t.rx("core show version")[0] == 0, "the PBX still answers")
+
+    rc = t.stop()
+    check(rc == 0, f"the PBX stops cleanly (exit {rc})")
+
+finish()
