@@ -39,11 +39,13 @@ MediaPolicy policy_of(const Endpoint* ep) {
     MediaPolicy p;
     std::vector<std::string> names = ep ? ep->codecs : std::vector<std::string>{"ulaw", "alaw"};
     for (auto& n : names)
-        if (auto f = format_by_name(n)) p.codecs.push_back(*f);
+        if (auto f = format_by_name(n))
+            (format_info(*f).kind == MediaKind::video ? p.video_codecs : p.codecs).push_back(*f);
     if (p.codecs.empty()) p.codecs = {Format::ulaw, Format::alaw};
     if (ep) {
         p.telephone_event = ep->dtmfmode == "rfc4733" || ep->dtmfmode == "auto";
         p.require_srtp = ep->media_encryption == "sdes";
+        p.video = ep->videosupport && !p.video_codecs.empty();
     }
     return p;
 }
@@ -70,6 +72,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     ~SipCall() {
         // The session belongs to the call's loop; the last owner may be elsewhere.
         if (rtp) asio::post(loop, [r = std::move(rtp)] { r->close(); });
+        if (video_rtp) asio::post(loop, [r = std::move(video_rtp)] { r->close(); });
         if (media_watch) asio::post(loop, [t = std::move(media_watch)] {});
         if (counted.empty()) return;
         std::lock_guard lock(table->mu);
@@ -112,6 +115,9 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     std::string answer_sdp;
     std::optional<MediaPlan> plan;
     std::shared_ptr<RtpSession> rtp;
+    // Video (videosupport=yes): relayed by a bridge to a peer with the same
+    // codec, never decoded; without one its packets are dropped.
+    std::shared_ptr<RtpSession> video_rtp;
     // rtptimeout: an answered call whose peer stopped sending RTP is hung up.
     std::chrono::seconds rtptimeout{60};
     std::shared_ptr<asio::steady_timer> media_watch;
@@ -175,6 +181,17 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
                     return false;
                 }
             }
+        }
+        if (video_rtp && p.video) {
+            auto& v = *p.video;
+            video_rtp->clear_payloads();
+            for (auto& c : v.codecs)
+                if (auto f = format_by_encoding(c.encoding, c.clock))
+                    video_rtp->map_payload(static_cast<std::uint8_t>(c.pt), *f);
+            video_rtp->set_send_format(v.format, static_cast<std::uint8_t>(v.pt));
+            boost::system::error_code ec;
+            auto addr = asio::ip::make_address(v.remote_address, ec);
+            if (!ec && !addr.is_unspecified() && v.remote_port) video_rtp->set_remote(addr, v.remote_port);
         }
         update_detection();
         bool now_held = p.on_hold();
@@ -625,6 +642,15 @@ public:
     }
 
     RtpSession* rtp() override { return call_->rtp.get(); }
+    RtpSession* video_rtp() override {
+        auto& c = *call_;
+        return c.video_rtp && c.plan && c.plan->video ? c.video_rtp.get() : nullptr;
+    }
+    // The video codecs this call negotiated (for the offer of a leg it calls).
+    std::vector<RtpMap> negotiated_video() const {
+        auto& c = *call_;
+        return c.plan && c.plan->video ? c.plan->video->codecs : std::vector<RtpMap>{};
+    }
 
     void hangup(Channel& chan, int cause) override {
         auto& c = *call_;
@@ -638,6 +664,7 @@ public:
         }
         c.state = SipCall::State::ended;
         if (c.rtp) c.rtp->close();
+        if (c.video_rtp) c.video_rtp->close();
         c.publish();
         c.log.debug("{}: hung up ({})", chan.name(), cause::name(cause));
     }
@@ -647,7 +674,8 @@ private:
 };
 
 // Creates the call's RTP session and fills `local`; false when media cannot start.
-bool open_media(Core& core, SipCall& call, const Settings& s, const std::string& label) {
+// With `video` (and videosupport=yes), a second session for the video stream.
+bool open_media(Core& core, SipCall& call, const Settings& s, const std::string& label, bool video) {
     call.local.address = s.general.bindaddr == "0.0.0.0" ? "127.0.0.1" : s.general.bindaddr;
     call.local.session_id = std::to_string(wall_now());
     call.local.session_version = "1";
@@ -672,6 +700,17 @@ bool open_media(Core& core, SipCall& call, const Settings& s, const std::string&
     auto addr = call.rtp->local_address();
     if (!addr.is_unspecified()) call.local.address = addr.to_string();
     call.local.port = call.rtp->local_port();
+    if (video && call.policy.video) {
+        RtpSessionOptions vo;
+        vo.name = label + " video";
+        vo.jitter_buffer = false;
+        call.video_rtp = engine->create(call.loop, vo, error);
+        // Without a port for video the call goes on with audio only.
+        if (call.video_rtp)
+            call.local.video_port = call.video_rtp->local_port();
+        else
+            call.log.warning("{}: no RTP port for video: {}", label, error);
+    }
     return true;
 }
 
@@ -840,7 +879,9 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
             return;
         }
     }
-    if (!open_media(core_, *call, *s, "SIP/" + ep->name)) {
+    bool offers_video = remote && std::any_of(remote->media.begin(), remote->media.end(),
+                                              [](const SdpMedia& m) { return m.type == "video" && m.port != 0; });
+    if (!open_media(core_, *call, *s, "SIP/" + ep->name, offers_video)) {
         refuse(503);
         return;
     }
@@ -853,6 +894,11 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
         }
         call->answer_sdp = format_sdp(out.answer);
         call->plan = out.plan;
+        if (!out.plan.video && call->video_rtp) {
+            call->video_rtp->close();
+            call->video_rtp.reset();
+            call->local.video_port = 0;
+        }
         // Keys and payload types go to the RTP session now: a key the engine
         // refuses is a 488 before any channel exists.
         if (!call->apply(out.plan)) {
@@ -1020,7 +1066,11 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
         table_->endpoint_loop.try_emplace(ep->name, &loop);
         call->counted = ep->name;
     }
-    if (!open_media(core_, *call, *s, "SIP/" + name)) {
+    // A caller's negotiated video is offered on (with its fmtp) to the callee.
+    if (req.requestor)
+        if (auto* d = dynamic_cast<const SipDriver*>(&req.requestor->driver()))
+            call->local.video_codecs = d->negotiated_video();
+    if (!open_media(core_, *call, *s, "SIP/" + name, !call->local.video_codecs.empty())) {
         cause = cause::normal_circuit_congestion;
         return nullptr;
     }

@@ -124,6 +124,37 @@ std::optional<RtpMap> choose_events(const SdpMedia& offered, std::uint32_t clock
     return any && any->clock == clock ? any : std::nullopt;
 }
 
+// The video codecs of `m` that `prefs` allows, in the order of `prefs`, each
+// with the first payload type that carries it (its rtpmap and fmtp as written).
+std::vector<std::pair<Format, RtpMap>> common_video(const SdpMedia& m, const std::vector<Format>& prefs) {
+    std::vector<std::pair<Format, RtpMap>> out;
+    for (auto f : prefs) {
+        if (format_info(f).kind != MediaKind::video) continue;
+        for (auto& token : m.formats) {
+            auto pt = number<int>(token);
+            auto map = pt ? m.rtpmap(*pt) : std::nullopt;
+            if (!map) continue;
+            auto got = format_by_encoding(map->encoding, map->clock);
+            if (got && *got == f) {
+                out.emplace_back(f, *map);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+VideoPlan video_plan(const SdpSession& s, const SdpMedia& m, const std::vector<std::pair<Format, RtpMap>>& common) {
+    VideoPlan v;
+    v.format = common.front().first;
+    v.pt = common.front().second.pt;
+    v.fmtp = common.front().second.fmtp;
+    v.remote_address = s.address_of(m);
+    v.remote_port = m.port;
+    for (auto& c : common) v.codecs.push_back(c.second);
+    return v;
+}
+
 RtpMap map_of(Format f, int pt) {
     auto& info = format_info(f);
     RtpMap r;
@@ -362,7 +393,7 @@ AnswerOutcome answer_offer(const SdpSession& offer, const MediaPolicy& policy, c
     ans.origin_address = local.address;
     ans.name = "Tandem";
     ans.connection = local.address;
-    bool chosen = false;
+    bool chosen = false, video_seen = false;
     std::string refusal = "no audio stream offered";
     for (auto& m : offer.media) {
         SdpMedia a;
@@ -370,6 +401,23 @@ AnswerOutcome answer_offer(const SdpSession& offer, const MediaPolicy& policy, c
         a.proto = m.proto;
         a.formats = m.formats;
         a.port = 0;
+        if (!video_seen && m.type == "video" && m.is_rtp() && m.port != 0) {
+            // Only the first video stream, plain RTP (video SRTP is not relayed).
+            video_seen = true;
+            auto common = policy.video && local.video_port && !m.secure() && !policy.require_srtp
+                              ? common_video(m, policy.video_codecs)
+                              : std::vector<std::pair<Format, RtpMap>>{};
+            if (!common.empty()) {
+                out.plan.video = video_plan(offer, m, common);
+                a.port = local.video_port;
+                a.formats.clear();
+                for (auto& c : common) {
+                    a.formats.push_back(std::to_string(c.second.pt));
+                    a.rtpmaps.push_back(c.second);
+                }
+                a.direction = reverse(offer.direction_of(m));
+            }
+        }
         if (!chosen && m.type == "audio" && m.is_rtp() && m.port != 0) {
             auto codec = choose_codec(m, policy.codecs);
             const std::string* crypto = m.secure() ? usable_crypto(m) : nullptr;
@@ -458,6 +506,21 @@ SdpSession make_offer(const MediaPolicy& policy, const LocalMedia& local, Direct
     if (policy.require_srtp && !local.srtp_key.empty())
         m.crypto.push_back(fmt::format("1 AES_CM_128_HMAC_SHA1_80 inline:{}", local.srtp_key));
     s.media.push_back(std::move(m));
+    if (policy.video && !policy.require_srtp && local.video_port) {
+        SdpMedia v;
+        v.type = "video";
+        v.port = local.video_port;
+        for (auto& r : local.video_codecs) {
+            auto f = format_by_encoding(r.encoding, r.clock);
+            if (!f ||
+                std::find(policy.video_codecs.begin(), policy.video_codecs.end(), *f) == policy.video_codecs.end())
+                continue;
+            v.formats.push_back(std::to_string(r.pt));
+            v.rtpmaps.push_back(r);
+        }
+        v.direction = direction;
+        if (!v.formats.empty()) s.media.push_back(std::move(v));
+    }
     return s;
 }
 
@@ -468,6 +531,15 @@ std::optional<MediaPlan> accept_answer(const SdpSession& offer, const SdpSession
         return std::nullopt;
     };
     if (answer.media.size() != offer.media.size()) return fail("the answer's media lines do not match the offer's");
+    // Video is optional: a refused or unusable video stream leaves the call audio only.
+    std::optional<VideoPlan> video;
+    for (std::size_t i = 0; i < answer.media.size() && policy.video && !video; ++i) {
+        auto& m = answer.media[i];
+        if (offer.media[i].type != "video" || m.type != "video" || m.port == 0 || !m.is_rtp() || m.secure()) continue;
+        auto common = common_video(m, policy.video_codecs);
+        std::erase_if(common, [&](const auto& c) { return common_video(offer.media[i], {c.first}).empty(); });
+        if (!common.empty()) video = video_plan(answer, m, common);
+    }
     for (std::size_t i = 0; i < answer.media.size(); ++i) {
         auto& m = answer.media[i];
         if (offer.media[i].type != "audio" || m.type != "audio" || m.port == 0) continue;
@@ -506,6 +578,7 @@ std::optional<MediaPlan> accept_answer(const SdpSession& offer, const SdpSession
             plan.remote_crypto = *c;
             plan.crypto_suite = std::string(crypto_suite(*c));
         }
+        plan.video = std::move(video);
         return plan;
     }
     return fail("no audio stream accepted");

@@ -13,6 +13,13 @@
 //   that requires SRTP, is 488.
 // - make_offer() / accept_answer(): our offer for an outgoing call or a
 //   re-INVITE, and the peer's answer to it.
+// - Video (videosupport=yes): the first m=video of an offer is answered with
+//   the offered payload types whose codec is among the policy's video codecs
+//   (rtpmap and fmtp copied verbatim: H.264 profile-level-id and
+//   packetization-mode pass through), or with port 0 when video is off, has
+//   no RTP session, or has no codec in common. Video never makes a call fail.
+//   Our offers carry m=video only with the codecs LocalMedia::video_codecs
+//   lists (the caller's, for the callee leg of a bridged call).
 //
 // The result of a negotiation is a MediaPlan: what the RTP session needs
 // (remote address, payload types, format, ptime, keys) and whether the peer
@@ -89,7 +96,9 @@ struct LocalMedia {
     std::string address = "127.0.0.1";  // where our RTP listens
     std::uint16_t port = 0;
     std::string session_id = "1", session_version = "1";
-    std::string srtp_key;  // base64 SDES key (30 bytes of key and salt) when SRTP is offered or answered
+    std::string srtp_key;              // base64 SDES key (30 bytes of key and salt) when SRTP is offered or answered
+    std::uint16_t video_port = 0;      // our video RTP port; 0: video is refused (port 0)
+    std::vector<RtpMap> video_codecs;  // what our offers carry in m=video (empty: no m=video)
 };
 
 // The endpoint's media policy.
@@ -98,7 +107,19 @@ struct MediaPolicy {
     bool telephone_event = true;  // offer/accept RFC 4733 events
     bool require_srtp = false;    // media_encryption=sdes
     std::uint32_t ptime = 20;
-    int telephone_event_pt = 101;  // the payload type we offer for events
+    int telephone_event_pt = 101;      // the payload type we offer for events
+    bool video = false;                // videosupport=yes
+    std::vector<Format> video_codecs;  // the video formats of allow=, in preference order
+};
+
+// The negotiated video stream: relayed, never decoded.
+struct VideoPlan {
+    Format format = Format::none;
+    int pt = -1;       // as the peer numbers it
+    std::string fmtp;  // the peer's fmtp, verbatim
+    std::string remote_address;
+    std::uint16_t remote_port = 0;
+    std::vector<RtpMap> codecs;  // every common codec, the peer's numbering and fmtp (first: `format`)
 };
 
 // What the RTP session does after a negotiation.
@@ -114,8 +135,9 @@ struct MediaPlan {
     Direction local = Direction::sendrecv;   // what we do
     Direction remote = Direction::sendrecv;  // what the peer said it does
     bool srtp = false;
-    std::string remote_crypto;  // the a=crypto value chosen (the peer's key), when srtp
-    std::string crypto_suite;   // "AES_CM_128_HMAC_SHA1_80"
+    std::string remote_crypto;       // the a=crypto value chosen (the peer's key), when srtp
+    std::string crypto_suite;        // "AES_CM_128_HMAC_SHA1_80"
+    std::optional<VideoPlan> video;  // unset: no video stream negotiated
     // True when the peer stops sending to us and asks us to stop too (hold).
     bool on_hold() const;
 };

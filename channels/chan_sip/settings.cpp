@@ -422,6 +422,11 @@ std::span<const OptionSpec> endpoint_schema() {
          .type = OptionType::boolean,
          .default_value = "yes",
          .help = "May transfer its calls: REFER (blind and attended) and INVITE with Replaces; no answers 403."},
+        {.name = "videosupport",
+         .type = OptionType::boolean,
+         .default_value = "no",
+         .help = "Negotiate video streams (the video codecs of allow=: h264, vp8, h263) and relay them untouched "
+                 "to a bridged party that negotiated the same codec; no answers m=video with port 0."},
         {.name = "directmedia",
          .type = OptionType::boolean,
          .default_value = "no",
@@ -698,6 +703,7 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.rtptimeout = std::chrono::seconds(o.integer("rtptimeout"));
         e.allowtransfer = o.boolean("allowtransfer");
         e.faxdetect = o.str("faxdetect");
+        e.videosupport = o.boolean("videosupport");
         if (o.boolean("register")) {
             if (!e.has_static_host() || e.secret.empty()) {
                 errors.push_back({where(o, "register", s), "register=yes needs a static host= and a secret"});

@@ -78,6 +78,7 @@ struct Endpoint {
     std::chrono::seconds rtptimeout{60};  // no RTP for this long on an answered call: hang up (0: never)
     bool allowtransfer = true;            // may transfer its calls (REFER, INVITE with Replaces)
     std::string faxdetect = "no";         // no, yes, cng, ced: fax tones listened for in its audio
+    bool videosupport = false;            // negotiate video (allow=h264,vp8,h263) and relay it untouched
     config::Location where;
 
     bool can_register() const { return dynamic && type != EndpointType::user; }

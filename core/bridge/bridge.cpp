@@ -66,6 +66,7 @@ public:
         if (owed_unhold_a_ && !a_.hungup()) a_.indicate(Indication::unhold);
         if (owed_unhold_b_ && !b_.hungup()) b_.indicate(Indication::unhold);
         stop_relay();
+        stop_video_relay();
         a_.set_frame_observer({});
         b_.set_frame_observer({});
         a_.remove_waiter(waiter_);
@@ -86,6 +87,7 @@ public:
             rb = b_.driver().rtp();
             if (!ra || !rb || ra == rb || !ra->can_relay_to(*rb) || !rb->can_relay_to(*ra)) ra = rb = nullptr;
         }
+        update_video_relay();
         if (ra == relay_a_ && rb == relay_b_) return;
         stop_relay();
         if (!ra) return;
@@ -94,6 +96,26 @@ public:
         relay_a_ = ra;
         relay_b_ = rb;
         a_.core().log().debug("bridge {} <-> {}: relaying RTP", a_.name(), b_.name());
+    }
+
+    // Video is only ever relayed (never decoded or tapped), whatever happens
+    // to the audio: both legs must have a video stream of the same codec.
+    void update_video_relay() {
+        RtpSession* va = nullptr;
+        RtpSession* vb = nullptr;
+        if (!a_.hungup() && !b_.hungup()) {
+            va = a_.driver().video_rtp();
+            vb = b_.driver().video_rtp();
+            if (!va || !vb || va == vb || !va->can_relay_to(*vb) || !vb->can_relay_to(*va)) va = vb = nullptr;
+        }
+        if (va == video_a_ && vb == video_b_) return;
+        stop_video_relay();
+        if (!va) return;
+        va->relay_to(vb);
+        vb->relay_to(va);
+        video_a_ = va;
+        video_b_ = vb;
+        a_.core().log().debug("bridge {} <-> {}: relaying video RTP", a_.name(), b_.name());
     }
 
     bool relaying() const { return relay_a_ != nullptr; }
@@ -136,12 +158,21 @@ private:
         a_.core().log().debug("bridge {} <-> {}: relay stopped", a_.name(), b_.name());
     }
 
+    void stop_video_relay() {
+        if (!video_a_) return;
+        if (!a_.finished() && a_.driver().video_rtp() == video_a_) video_a_->relay_to(nullptr);
+        if (!b_.finished() && b_.driver().video_rtp() == video_b_) video_b_->relay_to(nullptr);
+        video_a_ = video_b_ = nullptr;
+    }
+
     Channel& a_;
     Channel& b_;
     BridgeOptions options_;
     EventWaiter waiter_;
     RtpSession* relay_a_ = nullptr;
     RtpSession* relay_b_ = nullptr;
+    RtpSession* video_a_ = nullptr;
+    RtpSession* video_b_ = nullptr;
     bool owed_unhold_a_ = false, owed_unhold_b_ = false;
 };
 

@@ -87,6 +87,9 @@ public:
     // The RTP session carrying this channel's media, if its media is RTP: a
     // bridge may then relay packets between two sessions without decoding.
     virtual RtpSession* rtp() { return nullptr; }
+    // The RTP session of the channel's video stream, when one is negotiated:
+    // a bridge relays it to the other leg's (video is never decoded).
+    virtual RtpSession* video_rtp() { return nullptr; }
     // True when the driver deals with hold itself (passes it on, as a Local
     // channel does, or plays its own music): indicate(Indication::hold) then
     // starts no music on hold in the core (tandem/moh.hpp).
