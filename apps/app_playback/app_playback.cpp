@@ -5,17 +5,19 @@
 // stops it and starts an extension match; WaitExten only listens. Digits
 // collected by the last two are matched against the dialplan as Asterisk
 // does: as soon as the digits form an extension of the context the call jumps
-// there; otherwise more digits are awaited (5 s between digits), and a string
-// that never matches goes to `i` (with ${INVALID_EXTEN}); no digit at all in
-// WaitExten goes to `t`. Unlike Asterisk, an extension that exists wins at
-// once even when a longer one could still match (`1` beside `100`): the core
-// has no "could match more" query yet.
+// there unless a longer extension could still match (`1` beside `100`), in
+// which case one more digit is awaited for the inter-digit timeout (5 s, or
+// TIMEOUT(digit)); digits that no extension starts with go to `i` at once
+// (with ${INVALID_EXTEN}); no digit at all in WaitExten goes to `t`.
+// TIMEOUT(digit) and TIMEOUT(response) are registered here.
 //
 // Everything runs on the channel's loop; files are opened and read on the
 // worker pool by play_sound().
 #include <tandem/core.hpp>
 #include <tandem/file.hpp>
 #include <tandem/module.hpp>
+
+#include <fmt/format.h>
 
 #include <charconv>
 #include <string>
@@ -75,7 +77,21 @@ awaitable<char> next_digit(Channel& chan, std::chrono::milliseconds timeout) {
     co_return 0;
 }
 
-// Collects digits after `digits` (may be empty) and jumps where they lead.
+// TIMEOUT(digit) and TIMEOUT(response) live in these channel variables.
+constexpr std::string_view digit_timeout_var = "TANDEM_TIMEOUT_DIGIT";
+constexpr std::string_view response_timeout_var = "TANDEM_TIMEOUT_RESPONSE";
+
+std::chrono::milliseconds channel_timeout(const Channel& chan, std::string_view var,
+                                          std::chrono::milliseconds fallback) {
+    auto v = chan.variable(var);
+    return v ? seconds_arg(*v, fallback) : fallback;
+}
+
+// Collects digits after `digits` (may be empty) and jumps where they lead, as
+// Asterisk's pbx loop does: after each digit, an extension that exists and
+// that no longer number could pass wins at once; digits that no extension
+// starts with go to 'i' at once; an existing extension that a longer one
+// could still pass waits the inter-digit timeout for another digit.
 awaitable<void> match_digits(Channel& chan, std::string context, std::string digits,
                              std::chrono::milliseconds first_timeout) {
     auto& core = chan.core();
@@ -90,14 +106,24 @@ awaitable<void> match_digits(Channel& chan, std::string context, std::string dig
         }
         digits += d;
     }
+    const auto between = channel_timeout(chan, digit_timeout_var, digit_timeout);
     for (;;) {
-        if (exists(digits)) {
+        const bool exact = exists(digits);
+        const bool more = core.dialplan_match_more(context, digits, cid);
+        if (exact && !more) {
             chan.jump_to(context, digits, 1);
             co_return;
         }
-        char d = co_await next_digit(chan, digit_timeout);
+        if (!exact && !more) break;  // no extension starts with these digits
+        char d = co_await next_digit(chan, between);
         if (chan.hungup()) co_return;
-        if (!d) break;
+        if (!d) {
+            if (exact) {
+                chan.jump_to(context, digits, 1);
+                co_return;
+            }
+            break;
+        }
         digits += d;
     }
     chan.set_variable("INVALID_EXTEN", digits);
@@ -163,7 +189,7 @@ awaitable<AppResult> background(Channel& chan, const AppArgs& args) {
 }
 
 awaitable<AppResult> wait_exten(Channel& chan, const AppArgs& args) {
-    auto timeout = seconds_arg(args[0], default_response_timeout);
+    auto timeout = seconds_arg(args[0], channel_timeout(chan, response_timeout_var, default_response_timeout));
     co_await match_digits(chan, chan.context(), {}, timeout);
     co_return chan.hungup() ? AppResult::hangup : AppResult::next;
 }
@@ -196,9 +222,48 @@ public:
                                      "to the extension they form. No digit: 't' if it exists, else the next priority.\n"
                                      "Digits that match nothing: 'i' (with ${INVALID_EXTEN}) if it exists.",
                                      0, 2, wait_exten}));
+        regs_.push_back(host.add(
+            "TIMEOUT",
+            Function{"Digit timeouts of the channel", "TIMEOUT(digit|response)",
+                     "digit: seconds between digits when Background or WaitExten collects an extension\n"
+                     "(default 5); response: WaitExten's wait for the first digit when it is given no\n"
+                     "argument (default 10). Readable and writable; fractions allowed.",
+                     [](Channel* chan, std::string_view args, std::string& error) -> std::optional<std::string> {
+                         auto var = timeout_var(args);
+                         if (!var) {
+                             error = "TIMEOUT: expected digit or response";
+                             return std::nullopt;
+                         }
+                         auto fallback = *var == digit_timeout_var ? digit_timeout : default_response_timeout;
+                         auto ms = chan ? channel_timeout(*chan, *var, fallback) : std::chrono::milliseconds(fallback);
+                         return fmt::format("{}", static_cast<double>(ms.count()) / 1000.0);
+                     },
+                     [](Channel* chan, std::string_view args, std::string_view value, std::string& error) {
+                         auto var = timeout_var(args);
+                         if (!var || !chan) {
+                             error = "TIMEOUT: expected digit or response, on a channel";
+                             return false;
+                         }
+                         double v = 0;
+                         auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+                         if (ec != std::errc() || v <= 0) {
+                             error = "TIMEOUT: the value must be a positive number of seconds";
+                             return false;
+                         }
+                         chan->set_variable(*var, std::string(value));
+                         return true;
+                     }}));
     }
 
 private:
+    static std::optional<std::string_view> timeout_var(std::string_view which) {
+        while (!which.empty() && which.front() == ' ') which.remove_prefix(1);
+        while (!which.empty() && which.back() == ' ') which.remove_suffix(1);
+        if (which == "digit") return digit_timeout_var;
+        if (which == "response") return response_timeout_var;
+        return std::nullopt;
+    }
+
     std::vector<Registration> regs_;
 };
 

@@ -387,6 +387,50 @@ const Extension* find_extension(const Snapshot& plan, std::string_view context, 
     return search(plan, context, exten, callerid, now, seen, found_in);
 }
 
+namespace {
+
+void match_digits_in(const Snapshot& plan, std::string_view context, std::string_view digits, std::string_view callerid,
+                     std::chrono::system_clock::time_point now, Seen& seen, DigitsMatch& out) {
+    auto it = plan.contexts.find(context);
+    if (it == plan.contexts.end()) return;
+    const Context& ctx = it->second;
+    if (seen.contains(&ctx) || seen.size == std::size(seen.items)) return;
+    seen.items[seen.size++] = &ctx;
+    // Every extension is looked at: a prompt's digits are few, and so are the
+    // extensions of an IVR context; the prefix index only helps complete numbers.
+    const std::string dialed = strip_dashes(digits);
+    for (const Extension& x : ctx.storage) {
+        if (!x.matches_caller(callerid)) continue;
+        MatchMore m = MatchMore::none;
+        if (x.pattern) {
+            m = x.pattern->can_match(digits);
+        } else {
+            // A plain name: the digits must be the name or its beginning.
+            const std::string name = strip_dashes(x.name);
+            if (name.starts_with(dialed)) m = name.size() == dialed.size() ? MatchMore::full : MatchMore::more;
+        }
+        if (m == MatchMore::none) continue;
+        out.can_match = true;
+        if (wants_more(m)) out.match_more = true;
+        if (out.match_more) return;
+    }
+    for (auto& inc : ctx.includes) {
+        if (inc.when && !inc.when->matches(now)) continue;
+        match_digits_in(plan, inc.context, digits, callerid, now, seen, out);
+        if (out.match_more) return;
+    }
+}
+
+}  // namespace
+
+DigitsMatch match_digits(const Snapshot& plan, std::string_view context, std::string_view digits,
+                         std::string_view callerid, std::chrono::system_clock::time_point now) {
+    DigitsMatch out;
+    Seen seen;
+    match_digits_in(plan, context, digits, callerid, now, seen, out);
+    return out;
+}
+
 GotoTarget parse_goto(std::string_view text) {
     auto parts = split_args(text);
     GotoTarget t;

@@ -95,6 +95,19 @@ const Extension* find_extension(const Snapshot& plan, std::string_view context, 
                                 std::string_view callerid, std::chrono::system_clock::time_point now,
                                 const Context** found_in = nullptr);
 
+// How a partly dialed number relates to a context and its includes, for
+// collecting digits (Asterisk's ast_canmatch_extension and
+// ast_matchmore_extension). `can_match`: some extension is the number or
+// starts with it; `match_more`: some extension is longer than the number and
+// starts with it, so another digit could still change where the call goes.
+// An early match ('!') counts as a match that wants nothing more.
+struct DigitsMatch {
+    bool can_match = false;
+    bool match_more = false;
+};
+DigitsMatch match_digits(const Snapshot& plan, std::string_view context, std::string_view digits,
+                         std::string_view callerid, std::chrono::system_clock::time_point now);
+
 // Splits "[[context,]exten,]priority" (Goto's argument) into its parts.
 struct GotoTarget {
     std::string context, exten, priority;

@@ -521,6 +521,16 @@ int CoreImpl::dialplan_label(std::string_view context, std::string_view exten, s
     return ext ? ext->find_label(label) : 0;
 }
 
+bool CoreImpl::dialplan_can_match(std::string_view context, std::string_view digits, std::string_view callerid) const {
+    auto plan = plan_.load();
+    return dialplan::match_digits(*plan, context, digits, callerid, std::chrono::system_clock::now()).can_match;
+}
+
+bool CoreImpl::dialplan_match_more(std::string_view context, std::string_view digits, std::string_view callerid) const {
+    auto plan = plan_.load();
+    return dialplan::match_digits(*plan, context, digits, callerid, std::chrono::system_clock::now()).match_more;
+}
+
 std::unique_ptr<TranslationPath> CoreImpl::build_path(Format from, Format to, std::string_view options) {
     return translation_->build(from, to, options);
 }

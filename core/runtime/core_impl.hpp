@@ -112,6 +112,10 @@ public:
                          std::string_view callerid) const override;
     int dialplan_label(std::string_view context, std::string_view exten, std::string_view label,
                        std::string_view callerid) const override;
+    bool dialplan_can_match(std::string_view context, std::string_view digits,
+                            std::string_view callerid) const override;
+    bool dialplan_match_more(std::string_view context, std::string_view digits,
+                             std::string_view callerid) const override;
 
     // --- core-private ---
     CoreLog& core_log() { return sink_; }

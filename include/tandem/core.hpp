@@ -133,6 +133,14 @@ public:
     virtual awaitable<AppResult> exec(Channel& chan, std::string_view app, std::string_view args) = 0;
     virtual bool dialplan_exists(std::string_view context, std::string_view exten, int priority,
                                  std::string_view callerid) const = 0;
+    // Digit collection (Asterisk's ast_canmatch_extension / ast_matchmore_extension):
+    // can_match is true when some extension of the context (or its includes)
+    // is `digits` or starts with them; match_more when some extension is
+    // longer than `digits` and starts with them, so another digit may matter.
+    virtual bool dialplan_can_match(std::string_view context, std::string_view digits,
+                                    std::string_view callerid) const = 0;
+    virtual bool dialplan_match_more(std::string_view context, std::string_view digits,
+                                     std::string_view callerid) const = 0;
     // Resolves a priority label of an extension; 0 when not found.
     virtual int dialplan_label(std::string_view context, std::string_view exten, std::string_view label,
                                std::string_view callerid) const = 0;
