@@ -2,7 +2,8 @@
 //
 // The file is written by a MediaWriter: to `<name>.tmp` while recording, then
 // fsynced and renamed on the worker pool, so a crash never leaves a truncated
-// recording under the final name. Recording ends on the terminator (`#`),
+// recording under the final name. Option a (append) first copies the existing
+// file into the new one, so the old recording survives until the commit. Recording ends on the terminator (`#`),
 // after `silence` seconds below the silence threshold, after `maxduration`
 // seconds, or at hangup (the file is then dropped unless option k).
 //
@@ -17,6 +18,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
 
 #include <charconv>
 #include <cmath>
@@ -102,6 +105,37 @@ void commit_detached(Core& core, std::unique_ptr<MediaWriter> writer) {
     });
 }
 
+// Option a: a writer for `path` that already holds the existing recording, so
+// what is recorded next follows it. The old file stays untouched until the
+// new one is committed over it (crash-safe as any recording). Blocking: runs
+// on the worker pool. A file that cannot be read is an error rather than
+// silently overwritten.
+std::unique_ptr<MediaWriter> start_appended(Core& core, const fs::path& path, std::string& error) {
+    auto reader = core.open_sound(path.string(), "", Format::none, error);
+    if (!reader) return nullptr;
+    auto writer = core.create_media(path, reader->format(), error);
+    if (!writer) return nullptr;
+    std::unique_ptr<TranslationPath> convert;
+    if (writer->format() != reader->format()) {
+        convert = core.build_path(reader->format(), writer->format());
+        if (!convert) {
+            error = fmt::format("{}: cannot append: no translation from {} to {}", path.string(),
+                                format_info(reader->format()).name, format_info(writer->format()).name);
+            return nullptr;
+        }
+    }
+    Frame in;
+    Frame out;
+    while (reader->read(in, 160)) {
+        bool ok = convert ? convert->convert(in, out) && writer->write(out) : writer->write(in);
+        if (!ok) {
+            error = fmt::format("{}: cannot append: copying the existing recording failed", path.string());
+            return nullptr;
+        }
+    }
+    return writer;
+}
+
 // GCC 12 pairs the coroutine frame's operator delete (Asio's recycling
 // allocator) with the wrong operator new once this function is inlined enough,
 // and warns of a mismatch that is not there.
@@ -122,18 +156,19 @@ awaitable<AppResult> record(Channel& chan, const AppArgs& args) {
         }
         if (!opt('n') && !co_await chan.answer()) co_return AppResult::hangup;
     }
-    if (opt('a')) core.log().notice("{}: Record: option a (append) is not supported; writing a new file", chan.name());
-
     std::string error;
     auto spool = core.paths().spool_dir;
+    const bool append = opt('a');
     // Captures are references only: the lambda is copied into run_blocking's
     // coroutine frame, and GCC 12 may destroy a captured object there twice.
-    auto writer = co_await run_blocking(core, [&core, &error, &spec, &spool]() -> std::unique_ptr<MediaWriter> {
+    auto writer = co_await run_blocking(core, [&core, &error, &spec, &spool, append]() -> std::unique_ptr<MediaWriter> {
         fs::path p = spec;
         if (p.is_relative()) p = spool / p;
         std::error_code ec;
         fs::create_directories(p.parent_path(), ec);
-        return core.create_media(unique_name(p.string()), Format::none, error);
+        auto target = unique_name(p.string());
+        if (append && fs::is_regular_file(target, ec)) return start_appended(core, target, error);
+        return core.create_media(target, Format::none, error);
     });
     if (!writer) {
         core.log().warning("{}: Record: {}", chan.name(), error);
@@ -237,7 +272,8 @@ public:
                         "becomes the first number that makes a new file). Beeps, then records until '#',\n"
                         "`silence` seconds of silence (not kept in the file), `maxduration` seconds,\n"
                         "or hangup.\n"
-                        "Options: a — append (not supported, a new file is written); k — keep the file\n"
+                        "Options: a — append to the file if it exists (it is replaced only once the\n"
+                        "new recording is complete); k — keep the file\n"
                         "on hangup; n — do not answer; q — no beep; s — skip if not answered;\n"
                         "t — '*' ends instead of '#'; x — ignore terminators; y — any digit ends.\n"
                         "Sets RECORDED_FILE (without extension) and RECORD_STATUS: DTMF, SILENCE,\n"
