@@ -2,11 +2,13 @@
 
 #include "causes.hpp"
 #include "dtmf_info.hpp"
+#include "inband_dtmf.hpp"
 #include "sdp.hpp"
 #include "service.hpp"
 #include "transfer.hpp"
 
 #include <tandem/dsp.hpp>
+#include <tandem/moh.hpp>
 #include <tandem/rtp.hpp>
 
 #include <boost/asio/post.hpp>
@@ -97,6 +99,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     bool late_offer = false;  // an INVITE without SDP: we offered in the 200, the ACK answers
     bool held = false;
     std::string dtmfmode = "rfc4733";
+    std::string mohsuggest;  // the endpoint's mohsuggest=, offered to the party it holds
     std::string faxdetect = "no";
     std::string remote_party;
     std::string sip_call_id;
@@ -152,6 +155,18 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     }
     std::shared_ptr<Channel> chan() { return channel.lock(); }
 
+    // mohsuggest=: the party this call puts on hold hears the suggested class
+    // unless it has a class of its own. The bridge passes the hold on at once
+    // (same loop), so the peer's music has just started, in its own class or
+    // "default": switch it before its first frame.
+    void suggest_music(Channel& c) {
+        if (mohsuggest.empty() || c.peer_name().empty()) return;
+        auto peer = c.core().find_channel(c.peer_name());
+        if (!peer || &peer->loop() != &c.loop() || !peer->music_playing()) return;
+        if (!peer->music_class().empty()) return;
+        start_music_on_hold(*peer, mohsuggest);
+    }
+
     void send_respond(int status, std::string sdp = {}) {
         if (dialogs.empty()) return;
         if (status >= 300) refused_with = status;
@@ -196,7 +211,10 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
         update_detection();
         bool now_held = p.on_hold();
         if (now_held != was_held && state == State::up)
-            if (auto c = chan()) c->on_indication(now_held ? Indication::hold : Indication::unhold);
+            if (auto c = chan()) {
+                c->on_indication(now_held ? Indication::hold : Indication::unhold);
+                if (now_held) suggest_music(*c);
+            }
         held = now_held;
         return true;
     }
@@ -619,12 +637,23 @@ public:
 
     void send_digit_begin(Channel&, char digit) override {
         auto& c = *call_;
-        if (c.dtmfmode != "info" && c.rtp && c.plan && c.plan->telephone_event_pt >= 0) c.rtp->send_dtmf_begin(digit);
+        if (c.dtmfmode != "info" && c.dtmfmode != "inband" && c.rtp && c.plan && c.plan->telephone_event_pt >= 0)
+            c.rtp->send_dtmf_begin(digit);
     }
 
-    void send_digit(Channel&, char digit, std::chrono::milliseconds duration) override {
+    void send_digit(Channel& chan, char digit, std::chrono::milliseconds duration) override {
         auto& c = *call_;
         if (c.state != SipCall::State::up) return;
+        if (c.dtmfmode == "inband") {
+            // Tones in the audio, written straight to RTP; write() drops the
+            // bridge's voice meanwhile.
+            if (!inband_)
+                inband_ = std::make_unique<sip::InbandDtmfSender>(chan, [call = call_.get()](const Frame& f) {
+                    if (call->rtp) call->rtp->write(f);
+                });
+            inband_->send(digit, duration);
+            return;
+        }
         bool rfc4733 = c.rtp && c.plan && c.plan->telephone_event_pt >= 0;
         if (c.dtmfmode == "info" || !rfc4733) {
             auto id = c.winner ? c.winner : (c.dialogs.empty() ? 0 : c.dialogs.front());
@@ -638,6 +667,7 @@ public:
 
     void write(Channel&, const Frame& f) override {
         auto& c = *call_;
+        if (inband_ && inband_->sending()) return;
         if (c.rtp && f.kind == FrameKind::voice) c.rtp->write(f);
     }
 
@@ -671,6 +701,7 @@ public:
 
 private:
     std::shared_ptr<SipCall> call_;
+    std::unique_ptr<sip::InbandDtmfSender> inband_;  // dtmfmode=inband, made at the first digit
 };
 
 // Creates the call's RTP session and fills `local`; false when media cannot start.
@@ -832,6 +863,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     call->endpoint = ep->name;
     call->reliable = offer.reliable;
     call->dtmfmode = ep->dtmfmode;
+    call->mohsuggest = ep->mohsuggest;
     call->faxdetect = ep->faxdetect;
     call->rtptimeout = ep->rtptimeout;
     call->policy = policy_of(ep);
@@ -926,6 +958,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     auto exten = offer.request_user.empty() ? std::string("s") : offer.request_user;
     chan->dialed_number() = exten;
     if (!ep->language.empty()) chan->language() = ep->language;
+    if (!ep->mohinterpret.empty()) chan->music_class() = ep->mohinterpret;
     if (!ep->accountcode.empty()) chan->accountcode() = ep->accountcode;
     chan->set_variable("SIPCALLID", rq.call_id);
     chan->set_variable("SIPURI", rq.from_uri);
@@ -1005,6 +1038,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     call->endpoint = ep ? ep->name : "";
     call->policy = policy_of(ep);
     call->dtmfmode = ep ? ep->dtmfmode : "rfc4733";
+    if (ep) call->mohsuggest = ep->mohsuggest;
     if (ep) call->faxdetect = ep->faxdetect;
     if (ep) call->rtptimeout = ep->rtptimeout;
 
@@ -1082,6 +1116,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
         return nullptr;
     }
     call->channel = chan;
+    if (ep && !ep->mohinterpret.empty()) chan->music_class() = ep->mohinterpret;
     call->remote_party = call->invites.front().request_uri;
     {
         std::lock_guard lock(table_->mu);

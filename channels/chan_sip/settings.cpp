@@ -400,6 +400,10 @@ std::span<const OptionSpec> endpoint_schema() {
         {.name = "description", .help = "Free text shown by `sip show endpoint`."},
         {.name = "language", .help = "Language of its calls."},
         {.name = "accountcode", .help = "Account code of its calls (CDRs)."},
+        {.name = "mohinterpret", .help = "Music on hold class its calls hear when held (sets CHANNEL(musicclass))."},
+        {.name = "mohsuggest",
+         .help = "Music on hold class suggested to the other party when it puts a call on hold "
+                 "(used unless that party has a class of its own)."},
         {.name = "media_encryption",
          .type = OptionType::choice,
          .default_value = "no",
@@ -695,6 +699,8 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.max_contacts = static_cast<int>(o.has("maxcontacts") ? o.integer("maxcontacts") : go.integer("maxcontacts"));
         e.description = o.str("description");
         e.language = o.has("language") ? o.str("language") : go.str("language");
+        e.mohinterpret = o.str("mohinterpret");
+        e.mohsuggest = o.str("mohsuggest");
         e.accountcode = o.str("accountcode");
         e.media_encryption = o.str("media_encryption");
         e.defaultuser = o.str("defaultuser");

@@ -71,6 +71,10 @@ struct Endpoint {
     std::vector<Transport> transports;
     int max_contacts = 10;
     std::string description, language, accountcode;
+    // Music on hold: mohinterpret is the class its own channel hears
+    // (CHANNEL(musicclass)); mohsuggest the class offered to the other party
+    // when it puts a call on hold (that party's own class still wins).
+    std::string mohinterpret, mohsuggest;
     std::string media_encryption = "no";  // no, sdes (SRTP keys in SDP, RTP/SAVP)
     std::string defaultuser;              // user name for our INVITEs' authentication (trunks)
     std::string fromuser;                 // user part of From in our INVITEs (trunks)
