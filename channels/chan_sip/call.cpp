@@ -684,6 +684,9 @@ public:
 
     void hangup(Channel& chan, int cause) override {
         auto& c = *call_;
+        // The sender untaps the channel when it goes: do it now, while the
+        // channel is whole (the driver outlives some of its members).
+        inband_.reset();
         c.stats_to_variables();
         if (c.state != SipCall::State::ended) {
             int status = status_from_cause(cause);

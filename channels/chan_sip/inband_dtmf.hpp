@@ -12,7 +12,8 @@
 // the tones are not mixed with it.
 //
 // Threading: everything on the channel's loop; construct, use and destroy
-// there. No allocation or throw per frame.
+// there, and destroy it before the channel (the destructor removes its audio
+// tap): a driver resets it at hangup. No allocation or throw per frame.
 #pragma once
 
 #include <tandem/channel.hpp>
