@@ -15,7 +15,7 @@
 #define TANDEM_VERSION "0.1.0"
 
 // Bumped whenever a public header changes in a way that breaks binaries.
-#define TANDEM_SDK_REVISION 4
+#define TANDEM_SDK_REVISION 5
 
 #define TANDEM_STRINGIFY2(x) #x
 #define TANDEM_STRINGIFY(x) TANDEM_STRINGIFY2(x)
