@@ -7,13 +7,10 @@ over UDP with plain RTP, once over TLS with SRTP (SDES).
 Each baresip gets its own config directory in a temporary directory, free
 ports, a `-t` lifetime as a backstop, and is stopped at the end whatever
 happens. Skipped (with a message) when baresip or sox is not installed."""
-import glob
 import math
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,12 +19,10 @@ import wave
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
+from baresip import Phone, goertzel, missing, tone_wav  # noqa: E402
 from harness import Tandem, check, finish  # noqa: E402
 from siptest import SECRETS, append_file, edits, free_port, use_port  # noqa: E402
 
-BARESIP = shutil.which("baresip")
-SOX = shutil.which("sox")
-MODULES = "/usr/lib/baresip/modules"
 TONE_HZ = 440
 OTHER_HZ = 1000
 
@@ -49,110 +44,6 @@ TLS_DIALPLAN = """
 [phones-tls]
 exten => _200[12],1,Dial(SIP/${EXTEN},30)
 """
-
-
-def free_pair():
-    """A port free for UDP and TCP whose next port is free for TCP too:
-    baresip listens for TLS on sip_listen's port + 1."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free pair of ports")
-
-
-class Baresip:
-    def __init__(self, workdir, name, account, source_wav, cafile=None):
-        self.dir = os.path.join(workdir, name)
-        os.makedirs(os.path.join(self.dir, "dump"))
-        self.sip_port = free_pair()
-        self.ctrl_port = free_port()
-        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
-            self.ctrl_port = free_port()
-        lines = [
-            "poll_method epoll",
-            "net_interface 127.0.0.1",
-            f"sip_listen 127.0.0.1:{self.sip_port}",
-            f"audio_source aufile,{source_wav}",
-            "audio_player alsa,null",
-            "audio_alert alsa,null",
-            "audio_level no",
-            "rtp_stats no",
-            f"module_path {MODULES}",
-            "module g711.so",
-            "module aufile.so",
-            "module alsa.so",
-            "module sndfile.so",
-            "module srtp.so",
-            "module_tmp account.so",
-            "module_app menu.so",
-            "module_app ctrl_tcp.so",
-            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
-            f"snd_path {os.path.join(self.dir, 'dump')}",
-        ]
-        if cafile:
-            lines.append(f"sip_cafile {cafile}")
-        with open(os.path.join(self.dir, "config"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(account + "\n")
-        for name_ in ("contacts", "current_contact", "uuid"):
-            open(os.path.join(self.dir, name_), "a").close()
-        self.log = open(os.path.join(self.dir, "baresip.log"), "w")
-        self.proc = subprocess.Popen([BARESIP, "-f", self.dir, "-t", "60"], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def command(self, command, params=""):
-        """One ctrl_tcp command (a netstring of JSON); True when sent."""
-        body = '{"command":"%s","params":"%s","token":"t"}' % (command, params)
-        data = f"{len(body)}:{body},".encode()
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=2) as s:
-                    s.sendall(data)
-                    try:
-                        s.recv(4096)
-                    except socket.timeout:
-                        pass
-                return True
-            except OSError:
-                time.sleep(0.1)
-        return False
-
-    def output(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(os.path.join(self.dir, "baresip.log"), errors="replace") as f:
-            return f.read()
-
-    def recordings(self, kind):
-        return sorted(glob.glob(os.path.join(self.dir, "dump", f"*{kind}*.wav")))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
-        self.log.close()
-
-
-def goertzel(samples, rate, freq):
-    k = 2 * math.cos(2 * math.pi * freq / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + k * s1 - s2, s1
-    return s1 * s1 + s2 * s2 - k * s1 * s2
 
 
 def analyse(path):
@@ -181,9 +72,9 @@ def call_test(t, label, workdir, accounts, server_port, dial_user, cafile=None):
     tone_b = os.path.join(workdir, f"tone-{OTHER_HZ}.wav")
     phones = []
     try:
-        b = Baresip(workdir, f"{label}-callee", accounts[1], tone_b, cafile)
+        b = Phone(workdir, f"{label}-callee", accounts[1], tone_b, ("g711", "srtp"), cafile)
         phones.append(b)
-        a = Baresip(workdir, f"{label}-caller", accounts[0], tone_a, cafile)
+        a = Phone(workdir, f"{label}-caller", accounts[0], tone_a, ("g711", "srtp"), cafile)
         phones.append(a)
         users = [re.search(r"sip:(\d+)@", acc).group(1) for acc in accounts]
         registered = t.wait_for(lambda: all(u in t.rx("sip show registrations")[1] for u in users), timeout=15, interval=0.3)
@@ -221,16 +112,14 @@ def call_test(t, label, workdir, accounts, server_port, dial_user, cafile=None):
             p.stop()
 
 
-if not BARESIP or not SOX or not os.path.isdir(MODULES):
-    print("SKIP: baresip or sox is not installed (contrib/install-deps.sh installs them)")
+if missing():
+    print(f"SKIP: {missing()} is not installed (contrib/install-deps.sh installs them)")
     finish()
 
 workdir = tempfile.mkdtemp(prefix="tandem-baresip-")
 try:
     for hz in (TONE_HZ, OTHER_HZ):
-        subprocess.run([SOX, "-n", "-r", "8000", "-c", "1", "-b", "16",
-                        os.path.join(workdir, f"tone-{hz}.wav"), "synth", "30", "sine", str(hz), "vol", "0.5"],
-                       check=True, timeout=30)
+        tone_wav(os.path.join(workdir, f"tone-{hz}.wav"), hz)
     cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],

@@ -16,15 +16,11 @@ Each baresip gets its own config directory in a temporary directory, free
 ports and a `-t` lifetime as a backstop, and is stopped at the end whatever
 happens. Skipped (with a message) when baresip, its opus module or sox is
 missing."""
-import glob
 import math
 import os
 import re
 import shutil
-import signal
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,12 +28,10 @@ import wave
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
+from baresip import Phone, goertzel, missing, tone_wav  # noqa: E402
 from harness import Tandem, check, finish  # noqa: E402
 from siptest import append_file, edits, free_port, use_port  # noqa: E402
 
-BARESIP = shutil.which("baresip")
-SOX = shutil.which("sox")
-MODULES = "/usr/lib/baresip/modules"
 OPUS_HZ = 440    # what the Opus phone sends
 ULAW_HZ = 1000   # what the µ-law phone sends
 
@@ -65,101 +59,6 @@ DIALPLAN = """
 [codec-test]
 exten => _300[123],1,Dial(SIP/${EXTEN},30)
 """
-
-
-def free_pair():
-    """A port free for UDP and TCP whose next port is free for TCP too:
-    baresip also listens on sip_listen's port + 1."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free pair of ports")
-
-
-class Phone:
-    """One baresip with the codec modules given, its tone file as microphone,
-    a null speaker and sndfile recording what it decodes."""
-
-    def __init__(self, workdir, name, account, source_wav, codec_modules):
-        self.dir = os.path.join(workdir, name)
-        os.makedirs(os.path.join(self.dir, "dump"))
-        self.sip_port = free_pair()
-        self.ctrl_port = free_port()
-        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
-            self.ctrl_port = free_port()
-        lines = ["poll_method epoll", "net_interface 127.0.0.1", f"sip_listen 127.0.0.1:{self.sip_port}",
-                 f"audio_source aufile,{source_wav}", "audio_player alsa,null", "audio_alert alsa,null",
-                 "audio_level no", "rtp_stats no", f"module_path {MODULES}"]
-        lines += [f"module {m}.so" for m in codec_modules]
-        lines += ["module aufile.so", "module alsa.so", "module sndfile.so", "module_tmp account.so",
-                  "module_app menu.so", "module_app ctrl_tcp.so", f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
-                  f"snd_path {os.path.join(self.dir, 'dump')}"]
-        with open(os.path.join(self.dir, "config"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(account + "\n")
-        for extra in ("contacts", "current_contact", "uuid"):
-            open(os.path.join(self.dir, extra), "a").close()
-        self.log = open(os.path.join(self.dir, "baresip.log"), "w")
-        self.proc = subprocess.Popen([BARESIP, "-f", self.dir, "-t", "90"], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def command(self, command, params=""):
-        """One ctrl_tcp command (a netstring of JSON); True when sent."""
-        body = '{"command":"%s","params":"%s","token":"t"}' % (command, params)
-        data = f"{len(body)}:{body},".encode()
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=2) as s:
-                    s.sendall(data)
-                    try:
-                        s.recv(4096)
-                    except socket.timeout:
-                        pass
-                return True
-            except OSError:
-                time.sleep(0.1)
-        return False
-
-    def output(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(os.path.join(self.dir, "baresip.log"), errors="replace") as f:
-            return f.read()
-
-    def recording(self, index):
-        """The recording of the index-th call (in time order), or None."""
-        got = sorted(glob.glob(os.path.join(self.dir, "dump", "*dec*.wav")))
-        return got[index] if len(got) > index else None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
-        if not self.log.closed:
-            self.log.close()
-
-
-def power(samples, rate, freq):
-    """Goertzel: power of `freq` in `samples`."""
-    k = 2 * math.cos(2 * math.pi * freq / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + k * s1 - s2, s1
-    return s1 * s1 + s2 * s2 - k * s1 * s2
 
 
 def analyse(path):
@@ -191,7 +90,7 @@ def analyse(path):
     start = max(starts, key=lambda i: rms_of(samples[i:i + half]))
     window = samples[start:start + half]
     rms = rms_of(window)
-    best = max(range(100, 2001, 2), key=lambda f: power(window, srate, f))
+    best = max(range(100, 2001, 2), key=lambda f: goertzel(window, srate, f))
     return rate, rms, best, "%.2f s, RMS per 0.5 s: %s" % (len(samples) / srate, profile)
 
 
@@ -225,13 +124,13 @@ def call(t, workdir, port):
     phones = []
     try:
         b = Phone(workdir, "ulaw-callee", account.format(u="3002", p=port, s=SECRETS["3002"], c="pcmu"),
-                  tone_ulaw, ["g711"])
+                  tone_ulaw, ["g711"], lifetime=90)
         phones.append(b)
         a = Phone(workdir, "opus-caller", account.format(u="3001", p=port, s=SECRETS["3001"], c="opus/48000/2"),
-                  tone_opus, ["opus"])
+                  tone_opus, ["opus"], lifetime=90)
         phones.append(a)
         c = Phone(workdir, "ulaw-other", account.format(u="3003", p=port, s=SECRETS["3003"], c="pcmu"),
-                  tone_ulaw, ["g711"])
+                  tone_ulaw, ["g711"], lifetime=90)
         phones.append(c)
         users = ("3001", "3002", "3003")
         registered = t.wait_for(lambda: all(u in t.rx("sip show registrations")[1] for u in users),
@@ -277,17 +176,15 @@ def call(t, workdir, port):
             p.stop()
 
 
-if not BARESIP or not SOX or not os.path.isfile(os.path.join(MODULES, "opus.so")):
-    print("SKIP: baresip (with its opus module) or sox is not installed (contrib/install-deps.sh installs them)")
+if missing("opus"):
+    print(f"SKIP: {missing('opus')} is not installed (contrib/install-deps.sh installs them)")
     finish()
 
 workdir = tempfile.mkdtemp(prefix="tandem-opus-")
 try:
     # baresip's aufile wants the codec's rate and channels: Opus is 48 kHz stereo.
-    for hz, rate, ch, name in ((OPUS_HZ, 48000, 2, f"tone-{OPUS_HZ}-48k.wav"),
-                               (ULAW_HZ, 8000, 1, f"tone-{ULAW_HZ}-8k.wav")):
-        subprocess.run([SOX, "-n", "-r", str(rate), "-c", str(ch), "-b", "16", os.path.join(workdir, name),
-                        "synth", "30", "sine", str(hz), "vol", "0.5"], check=True, timeout=30)
+    tone_wav(os.path.join(workdir, f"tone-{OPUS_HZ}-48k.wav"), OPUS_HZ, rate=48000, channels=2)
+    tone_wav(os.path.join(workdir, f"tone-{ULAW_HZ}-8k.wav"), ULAW_HZ)
     port = free_port()
     t = Tandem(edit=edits(use_port(port, qualify="no"), append_file("sip.conf", ENDPOINTS),
                           append_file("extensions.conf", DIALPLAN)))
