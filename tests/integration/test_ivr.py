@@ -45,7 +45,7 @@ with warnings.catch_warnings():
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, free_port, sipp, sipp_call  # noqa: E402
+from siptest import SIPP, registered_uas, sipp_call  # noqa: E402
 
 SOX = shutil.which("sox")
 BUILD = os.environ.get("TANDEM_BUILD_DIR", "build")
@@ -427,14 +427,12 @@ def french_message(t, p):
 def operator(t, p):
     """1002 calls; 0 in the main menu reaches the operator, 1001: a SIPp phone
     registered as 1001 that answers and echoes the audio back."""
-    uas_port = free_port()
-    rc, out = sipp("register", t.sip_port, "1001", local_port=uas_port, cwd=t.dir)
+    rc, out, uas = registered_uas(t.sip_port, "1001", "uas_answer", cwd=t.dir, echo=True, timeout=60)
     check(rc == 0, "operator: 1001 registers" + ("" if rc == 0 else ":\n" + out[-2000:]))
     if rc != 0:
+        uas.kill()
+        uas.communicate()
         return
-    uas = subprocess.Popen([SIPP, "-sf", os.path.join(HERE, "uas_answer.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
-                            "-mp", str(free_port()), "-rtp_echo", "-m", "1", "-timeout", "60s", "-timeout_error",
-                            "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
     caller = Caller()
     proc = start_call(t, caller, user="1002")
     try:

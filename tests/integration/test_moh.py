@@ -21,7 +21,6 @@ import os
 import re
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +28,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import MODULE_DIR, Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, append_file, edits, free_port, sipp, sipp_call, use_port  # noqa: E402
+from siptest import (append_file, edits, free_port, phones_context, registered_uas, sipp_call,  # noqa: E402
+                     sipp_result, use_port)
 
 for needed in ("res_musiconhold", "app_dial"):
     if MODULE_DIR and not os.path.exists(os.path.join(MODULE_DIR, needed + ".so")):
@@ -45,17 +45,6 @@ exten => moh3,1,Answer()
 exten => mohforever,1,Answer()
  same => n,MusicOnHold()
 """
-
-
-def moh_context(conf_dir):
-    path = os.path.join(conf_dir, "sip.conf")
-    with open(path) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^context = phones .*$", "context = mohtest", text)
-    # The answering SIPp follows a script: an OPTIONS from qualify would break it.
-    text = re.sub(r"(?m)^qualify = yes$", "qualify = no", text)
-    with open(path, "w") as f:
-        f.write(text)
 
 
 # --- G.711 mu-law and RTP ------------------------------------------------------
@@ -156,7 +145,9 @@ def wait(predicate, timeout, interval=0.02):
 
 
 port = free_port()
-t = Tandem(edit=edits(use_port(port, autoban_failures=100), moh_context, append_file("extensions.conf", DIALPLAN)))
+# The answering SIPp follows a script: an OPTIONS from qualify would break it.
+t = Tandem(edit=edits(use_port(port, autoban_failures=100, qualify="no"), phones_context("mohtest"),
+                      append_file("extensions.conf", DIALPLAN)))
 with t:
     _, classes = t.rx("moh show classes")
     check(re.search(r"(?m)^default\s+alpha\s+2\s+0\s", classes) is not None,
@@ -164,14 +155,8 @@ with t:
 
     # --- 1. hold plays music to the other party -------------------------------
     a, b = RtpPeer(), RtpPeer()
-    uas_port = free_port()
-    rc, out = sipp("register", port, "1002", local_port=uas_port, cwd=t.dir)
+    rc, out, uas = registered_uas(port, "1002", "moh_uas", cwd=t.dir, timeout=40, rtp_port=b.port)
     check(rc == 0, "1002 registers" + ("" if rc == 0 else ":\n" + out[-2000:]))
-    uas = subprocess.Popen([SIPP, "-sf", os.path.join(HERE, "moh_uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
-                            "-mp", str(free_port()), "-key", "rtp_port", str(b.port),
-                            "-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
-    time.sleep(0.3)
     caller = sipp_call("moh_hold", port, "1002", hold_ms=3000, rtp_port=a.port, timeout=30, cwd=t.dir,
                        background=True)
 
@@ -218,12 +203,12 @@ with t:
     check(wait(lambda: sum(1 for at, p in b.received() if at > unhold_seen and p == TONE) >= 25, 5),
           "after the hold 1002 receives 1001's tone again")
 
-    out, _ = caller.communicate(timeout=60)
-    check(caller.returncode == 0, "1001: call, hold (a=recvonly answer), resume (a=sendrecv answer), BYE"
-          + ("" if caller.returncode == 0 else ":\n" + out[-3000:]))
-    out, _ = uas.communicate(timeout=60)
-    check(uas.returncode == 0, "1002: answered, no re-INVITE while held, BYE"
-          + ("" if uas.returncode == 0 else ":\n" + out[-3000:]))
+    rc, out = sipp_result(caller, timeout=60)
+    check(rc == 0, "1001: call, hold (a=recvonly answer), resume (a=sendrecv answer), BYE"
+          + ("" if rc == 0 else ":\n" + out[-3000:]))
+    rc, out = sipp_result(uas, timeout=60)
+    check(rc == 0, "1002: answered, no re-INVITE while held, BYE"
+          + ("" if rc == 0 else ":\n" + out[-3000:]))
 
     got = b.received()
     music = [(at, p) for at, p in got[first_music:] if at < unhold_seen]
@@ -268,9 +253,9 @@ with t:
     check(wait(lambda: len(d.received()) >= 50, 10), "MusicOnHold() without a duration plays")
     rc = t.stop()
     check(rc == 0, f"the PBX stops cleanly while music plays (exit {rc})" + ("" if rc == 0 else ":\n" + t.log()[-3000:]))
-    out, _ = listener.communicate(timeout=40)
-    check(listener.returncode == 0, "the listening caller gets Tandem's BYE at the stop"
-          + ("" if listener.returncode == 0 else ":\n" + out[-3000:]))
+    rc, out = sipp_result(listener, timeout=40)
+    check(rc == 0, "the listening caller gets Tandem's BYE at the stop"
+          + ("" if rc == 0 else ":\n" + out[-3000:]))
     d.close()
 
 finish()

@@ -17,14 +17,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import MODULE_DIR, Tandem, check, finish  # noqa: E402
-from siptest import (HERE, SECRETS, SIPP, UdpPeer, append_file, edits, free_port, link_pcaps, request,  # noqa: E402
-                     sipp_call, status_of, use_port)
+from siptest import (HERE, SECRETS, SIPP, UdpPeer, append_file, edits, free_port, link_pcaps,  # noqa: E402
+                     phones_context, request, rtp_sessions, sipp_call, sipp_result, sipp_uas, status_of, use_port)
 
 if MODULE_DIR and not os.path.exists(os.path.join(MODULE_DIR, "app_dial.so")):
     print("skipped: app_dial is not built")
@@ -44,39 +43,9 @@ exten => 1003,1,Verbose(1,XFERTEST blind transfer from ${{BLINDTRANSFER}})
 """
 
 
-def xfer_context(conf_dir):
-    path = os.path.join(conf_dir, "sip.conf")
-    with open(path) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^context = phones .*$", "context = xfertest", text)
-    # Scripted SIPp phones: an OPTIONS from qualify would break their scripts.
-    text = re.sub(r"(?m)^qualify = yes$", "qualify = no", text)
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def sessions(t):
-    """RTP sessions by name: [(sent, received)]."""
-    _, out = t.rx("rtp show sessions")
-    found = {}
-    for line in out.splitlines():
-        m = re.match(r"(SIP/\S+)\s+(\d+)\s+(\d+)\s+(\d+)", line)
-        if m:
-            found.setdefault(m.group(1), []).append((int(m.group(3)), int(m.group(4))))
-    return found
-
-
 def sent(t, prefix):
     """RTP packets Tandem sent to the phones of the sessions named `prefix`."""
-    return max([out for name, v in sessions(t).items() if name.startswith(prefix) for out, _ in v] or [0])
-
-
-def uas(t, scenario, port, echo=False):
-    cmd = [SIPP, "-sf", os.path.join(HERE, scenario + ".xml"), "-i", "127.0.0.1", "-p", str(port),
-           "-mp", str(free_port()), "-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"]
-    if echo:
-        cmd.append("-rtp_echo")
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
+    return max([out for name, v in rtp_sessions(t).items() if name.startswith(prefix) for out, _ in v] or [0])
 
 
 def logged_call(t, port, exten, name):
@@ -112,12 +81,8 @@ def transferer(t, port, exten, refer_to, hold_ms, name, background=False):
     proc.final = lambda: final_status(log)
     if background:
         return proc
-    try:
-        out, _ = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return proc.returncode, out, final_status(log)
+    rc, out = sipp_result(proc, timeout=60)
+    return rc, out, final_status(log)
 
 
 def final_status(log):
@@ -129,13 +94,9 @@ def final_status(log):
         return None
 
 
-def ended(proc, what, timeout=40):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    check(proc.returncode == 0, what + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
+def ended(proc, what):
+    rc, out = sipp_result(proc)
+    check(rc == 0, what + ("" if rc == 0 else ":\n" + out[-3000:]))
 
 
 def up(t, pattern):
@@ -148,15 +109,16 @@ def hang_up_all(t):
 
 
 port = free_port()
-t = Tandem(edit=edits(use_port(port, autoban_failures=100), xfer_context, append_file("extensions.conf", DIALPLAN)))
+# Scripted SIPp phones: an OPTIONS from qualify would break their scripts.
+t = Tandem(edit=edits(use_port(port, autoban_failures=100, qualify="no"), phones_context("xfertest"),
+                      append_file("extensions.conf", DIALPLAN)))
 with t:
     link_pcaps(t.dir)
     me = f"127.0.0.1:{port}"
 
     # --- (a) blind transfer ----------------------------------------------------
-    b = uas(t, "xfer_uas_talk", B_PORT)
-    c = uas(t, "uas_answer", C_PORT, echo=True)
-    time.sleep(0.3)
+    b = sipp_uas("xfer_uas_talk", B_PORT, cwd=t.dir, timeout=40)
+    c = sipp_uas("uas_answer", C_PORT, cwd=t.dir, timeout=40, echo=True)
     a = transferer(t, port, "b", f"sip:1003@{me}", 1500, "blind", background=True)
     check(t.wait_for(lambda: up(t, rf"SIP/127\.0\.0\.1:{C_PORT}-\S+\s+\S+\s+out\s+Up"), timeout=15),
           "after the REFER, the transferee B calls C (1003) and C answers:\n" + t.rx("sip show channels")[1])
@@ -173,8 +135,7 @@ with t:
     ended(c, "C: answered the transferred call, BYE at the end")
 
     # --- (b) REFER to an extension that does not exist ------------------------
-    b = uas(t, "xfer_uas_talk", B_PORT)
-    time.sleep(0.3)
+    b = sipp_uas("xfer_uas_talk", B_PORT, cwd=t.dir, timeout=40)
     rc, out, final = transferer(t, port, "b", f"sip:9999@{me}", 1000, "missing")
     check(rc == 0 and final == 404, f"REFER to 9999: 202, NOTIFY 100, final NOTIFY 404 Not Found ({final})"
           + ("" if rc == 0 else ":\n" + out[-3000:]))
@@ -185,9 +146,8 @@ with t:
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
 
     # --- (c) attended transfer ---------------------------------------------------
-    b = uas(t, "xfer_uas_talk", B_PORT)
-    c = uas(t, "uas_answer", C_PORT, echo=True)
-    time.sleep(0.3)
+    b = sipp_uas("xfer_uas_talk", B_PORT, cwd=t.dir, timeout=40)
+    c = sipp_uas("uas_answer", C_PORT, cwd=t.dir, timeout=40, echo=True)
     a2, dialog = logged_call(t, port, "c", "a2")
     check(dialog is not None, "call 2 (A to C) is up and its dialog is known")
     if dialog:
@@ -210,8 +170,7 @@ with t:
     ended(c, "C: BYE at the end")
 
     # --- (d) INVITE with Replaces -------------------------------------------------
-    b = uas(t, "xfer_uas_talk", B_PORT)
-    time.sleep(0.3)
+    b = sipp_uas("xfer_uas_talk", B_PORT, cwd=t.dir, timeout=40)
     a, dialog = logged_call(t, port, "b", "a")
     check(dialog is not None, "A's call to B is up and its dialog is known")
     if dialog:

@@ -1,5 +1,6 @@
 """Helpers for the chan_sip integration tests: free ports, a sip.conf for the
-test, SIPp runs, and a tiny raw SIP sender.
+test, SIPp runs (calling, registering, and phones that register and then
+answer), the PBX's RTP sessions, and a tiny raw SIP sender.
 
 Everything stays on 127.0.0.1 and every call is bounded in time.
 """
@@ -110,6 +111,65 @@ def sipp_call(scenario, port, exten, user="1001", password=None, local_port=None
         return -1, f"sipp did not finish: {e}"
 
 
+def sipp_uas(scenario, port, cwd=None, echo=False, timeout=30, trace_err=False, **keys):
+    """Starts SIPp answering one call on 127.0.0.1:port, following
+    tests/integration/sipp/<scenario>.xml, in the background; returns the
+    Popen object (see sipp_result), its `port` set, once SIPp listens.
+    `echo` sends the caller's RTP back; keyword arguments become scenario
+    keys."""
+    cmd = [SIPP, "-sf", os.path.join(HERE, scenario + ".xml"), "-i", "127.0.0.1", "-p", str(port),
+           "-mp", str(free_port()), "-m", "1", "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"]
+    if echo:
+        cmd.append("-rtp_echo")
+    if trace_err:
+        cmd.append("-trace_err")
+    for k, v in keys.items():
+        cmd += ["-key", k, str(v)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+    proc.port = port
+    # A call the PBX sends before SIPp has bound its port would be lost: wait
+    # (at most 2 s) until the port is taken.
+    deadline = time.time() + 2
+    while time.time() < deadline and proc.poll() is None and not udp_port_taken(port):
+        time.sleep(0.02)
+    return proc
+
+
+def udp_port_taken(port):
+    """True when a UDP socket is bound to `port`. Read from /proc rather than
+    tried with a bind, which could take the port from under SIPp."""
+    try:
+        with open("/proc/net/udp") as f:
+            return any(line.split()[1].endswith(f":{port:04X}") for line in f.readlines()[1:])
+    except OSError:
+        # No /proc: a moment is what SIPp needs.
+        time.sleep(0.3)
+        return True
+
+
+def registered_uas(server_port, user, scenario, cwd=None, **uas_options):
+    """A phone the PBX can call: `user` registers with the PBX on
+    127.0.0.1:server_port from a port of its own, and a SIPp (sipp_uas with
+    `uas_options`) then answers there following <scenario>. Returns
+    (the registration's exit status, its output, the answering Popen), the
+    SIPp started either way so a test that goes on after a failed
+    registration still has a process to end."""
+    uas_port = free_port()
+    rc, out = sipp("register", server_port, user, local_port=uas_port, cwd=cwd)
+    return rc, out, sipp_uas(scenario, uas_port, cwd=cwd, **uas_options)
+
+
+def sipp_result(proc, timeout=40):
+    """Waits for a background SIPp: (exit status, output). One still running
+    after `timeout` seconds is killed, and its status tells so."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out
+
+
 def link_pcaps(directory, source="/usr/share/sip-tester"):
     """Links SIPp's sample RTP recordings (PCMA audio, RFC 4733 digits) into
     `directory`, where the scenarios that play them look."""
@@ -136,6 +196,61 @@ def edits(*hooks):
             h(conf_dir)
 
     return edit
+
+
+def phones_context(context):
+    """An edit= hook: the sample phones (1001 and 1002, of the [office-phone]
+    template) enter the dialplan at `context` instead of [phones]."""
+
+    def edit(conf_dir):
+        path = os.path.join(conf_dir, "sip.conf")
+        with open(path) as f:
+            text = f.read()
+        text = re.sub(r"(?m)^context = phones .*$", f"context = {context}", text)
+        with open(path, "w") as f:
+            f.write(text)
+
+    return edit
+
+
+def endpoint_options(name, **options):
+    """An edit= hook that sets `options` in endpoint [name] of sip.conf
+    (lines added after its section header; a key the section sets already
+    is set twice)."""
+
+    def edit(conf_dir):
+        path = os.path.join(conf_dir, "sip.conf")
+        with open(path) as f:
+            text = f.read()
+        lines = "".join(f"\n{k} = {v}" for k, v in options.items())
+        text, n = re.subn(rf"(?m)^(\[{re.escape(name)}\](\(.*\))?)$", lambda m: m.group(1) + lines, text, count=1)
+        if n == 0:
+            raise ValueError(f"sip.conf has no endpoint [{name}]")
+        with open(path, "w") as f:
+            f.write(text)
+
+    return edit
+
+
+def rtp_sessions(t):
+    """The PBX's RTP sessions (`rtp show sessions`) by channel name: a list of
+    (packets sent, packets received), one per session of the channel."""
+    _, out = t.rx("rtp show sessions")
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"(SIP/\S+)\s+(\d+)\s+(\d+)\s+(\d+)", line)
+        if m:
+            found.setdefault(m.group(1), []).append((int(m.group(3)), int(m.group(4))))
+    return found
+
+
+def rtp_flowing(t, *channels, packets=10):
+    """True when each of `channels` (name prefixes, as "SIP/1001") is one
+    channel with an RTP session that sent and received more than `packets`
+    packets."""
+    s = rtp_sessions(t)
+    legs = [v for prefix in channels for k, v in s.items() if k.startswith(prefix)]
+    return len(legs) == len(channels) and all(any(o > packets and i > packets for o, i in v) for v in legs)
 
 
 def request(method, port, user="1001", extra_headers="", body="", call_id=None, cseq=1, local_port=0):
