@@ -8,7 +8,6 @@ lifetime is the backstop if the test dies first.
 `missing()` tells a test what is not installed, so it can skip with a message
 rather than fail on a machine without baresip or sox."""
 import glob
-import math
 import os
 import shutil
 import signal
@@ -43,15 +42,6 @@ def tone_wav(path, hz, rate=8000, channels=1, seconds=30):
     subprocess.run([SOX, "-n", "-r", str(rate), "-c", str(channels), "-b", "16", path,
                     "synth", str(seconds), "sine", str(hz), "vol", "0.5"], check=True, timeout=30)
     return path
-
-
-def goertzel(samples, rate, freq):
-    """The power of `freq` in `samples`."""
-    k = 2 * math.cos(2 * math.pi * freq / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + k * s1 - s2, s1
-    return s1 * s1 + s2 * s2 - k * s1 * s2
 
 
 def free_pair():

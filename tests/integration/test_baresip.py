@@ -19,9 +19,9 @@ import wave
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
-from baresip import Phone, goertzel, missing, tone_wav  # noqa: E402
+from baresip import Phone, missing, tone_wav  # noqa: E402
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import SECRETS, append_file, edits, free_port, use_port  # noqa: E402
+from siptest import SECRETS, append_file, edits, free_port, goertzel, use_port  # noqa: E402
 
 TONE_HZ = 440
 OTHER_HZ = 1000

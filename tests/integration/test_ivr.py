@@ -45,7 +45,7 @@ with warnings.catch_warnings():
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import SIPP, registered_uas, sipp_call  # noqa: E402
+from siptest import SIPP, goertzel, registered_uas, sipp_call  # noqa: E402
 
 SOX = shutil.which("sox")
 BUILD = os.environ.get("TANDEM_BUILD_DIR", "build")
@@ -208,20 +208,11 @@ def rms(alaw):
     return audioop.rms(pcm, 2) if pcm else 0
 
 
-def power(samples, rate, freq):
-    """Goertzel: power of `freq` in `samples`."""
-    k = 2 * math.cos(2 * math.pi * freq / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + k * s1 - s2, s1
-    return s1 * s1 + s2 * s2 - k * s1 * s2
-
-
 def is_tone(samples):
     """A loud 20 ms frame of TONE_HZ (not the 1 kHz beep, not a voice)."""
     if not samples or math.sqrt(sum(x * x for x in samples) / len(samples)) < 1000:
         return False
-    return power(samples, 8000, TONE_HZ) > 20 * max(power(samples, 8000, 1000), power(samples, 8000, 700))
+    return goertzel(samples, 8000, TONE_HZ) > 20 * max(goertzel(samples, 8000, 1000), goertzel(samples, 8000, 700))
 
 
 def beep_frames(caller, start):
@@ -231,13 +222,13 @@ def beep_frames(caller, start):
     for n in range(start, len(audio) // FRAME):
         pcm = pcm_samples(audioop.alaw2lin(audio[n * FRAME:(n + 1) * FRAME], 2))
         loud = math.sqrt(sum(x * x for x in pcm) / FRAME) > 1000
-        if loud and power(pcm, 8000, 1000) > 20 * power(pcm, 8000, TONE_HZ):
+        if loud and goertzel(pcm, 8000, 1000) > 20 * goertzel(pcm, 8000, TONE_HZ):
             count += 1
     return count
 
 
 def peak_frequency(samples, rate, lo=100, hi=2000, step=5):
-    best = max(range(lo, hi + 1, step), key=lambda f: power(samples, rate, f))
+    best = max(range(lo, hi + 1, step), key=lambda f: goertzel(samples, rate, f))
     return best
 
 

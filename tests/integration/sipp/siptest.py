@@ -1,9 +1,10 @@
 """Helpers for the chan_sip integration tests: free ports, a sip.conf for the
 test, SIPp runs (calling, registering, and phones that register and then
-answer), the PBX's RTP sessions, and a tiny raw SIP sender.
+answer), the PBX's RTP sessions, a tone detector, and a tiny raw SIP sender.
 
 Everything stays on 127.0.0.1 and every call is bounded in time.
 """
+import math
 import os
 import re
 import shutil
@@ -251,6 +252,16 @@ def rtp_flowing(t, *channels, packets=10):
     s = rtp_sessions(t)
     legs = [v for prefix in channels for k, v in s.items() if k.startswith(prefix)]
     return len(legs) == len(channels) and all(any(o > packets and i > packets for o, i in v) for v in legs)
+
+
+def goertzel(samples, rate, freq):
+    """The power of `freq` in `samples` (PCM at `rate`): how tests tell which
+    tone a phone received."""
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - k * s1 * s2
 
 
 def request(method, port, user="1001", extra_headers="", body="", call_id=None, cseq=1, local_port=0):
