@@ -192,6 +192,62 @@ Direction reverse(Direction d) {
     }
 }
 
+Direction holding(Direction d) {
+    switch (d) {
+        case Direction::sendrecv:
+            return Direction::sendonly;
+        case Direction::recvonly:
+            return Direction::inactive;
+        default:
+            return d;
+    }
+}
+
+Direction resuming(Direction d) {
+    switch (d) {
+        case Direction::sendonly:
+            return Direction::sendrecv;
+        case Direction::inactive:
+            return Direction::recvonly;
+        default:
+            return d;
+    }
+}
+
+SdpSession hold_reoffer(const SdpSession& last, bool hold, std::string_view version) {
+    SdpSession s = last;
+    s.session_version = std::string(version);
+    // Directions go on each media line, so a session-level one cannot
+    // contradict them.
+    s.direction.reset();
+    for (auto& m : s.media) {
+        if (m.port == 0) {
+            m.direction.reset();
+            continue;
+        }
+        auto now = last.direction_of(m);
+        m.direction = hold ? holding(now) : resuming(now);
+    }
+    return s;
+}
+
+void keep_holding(SdpSession& answer, MediaPlan& plan) {
+    for (auto& m : answer.media)
+        if (m.port != 0) m.direction = holding(answer.direction_of(m));
+    answer.direction.reset();
+    plan.local = holding(plan.local);
+}
+
+Direction audio_direction(const SdpSession& s) {
+    for (auto& m : s.media)
+        if (m.type == "audio" && m.port != 0) return s.direction_of(m);
+    return Direction::sendrecv;
+}
+
+bool peer_holds_after(const SdpSession& our_offer, const MediaPlan& answer, bool peer_held) {
+    return audio_direction(our_offer) == Direction::sendrecv ? answer.on_hold() : peer_held;
+}
+
 bool supported_crypto_suite(std::string_view suite) {
     return suite == "AES_CM_128_HMAC_SHA1_80" || suite == "AES_CM_128_HMAC_SHA1_32";
 }

@@ -162,6 +162,35 @@ SdpSession make_offer(const MediaPolicy& policy, const LocalMedia& local, Direct
 std::optional<MediaPlan> accept_answer(const SdpSession& offer, const SdpSession& answer, const MediaPolicy& policy,
                                        std::string* error = nullptr);
 
+// --- holding the peer ourselves (mohinterpret=passthrough) ---
+//
+// When the other party of a bridge holds the call, a passthrough endpoint is
+// told by a re-INVITE instead of hearing music from us: our previous SDP
+// again, every active media line's direction stripped of its receiving half
+// (sendrecv -> sendonly; recvonly -> inactive, when the peer holds us
+// already), the origin's version bumped; resuming puts the receiving half
+// back (sendonly -> sendrecv, inactive -> recvonly).
+Direction holding(Direction d);
+Direction resuming(Direction d);
+
+// `last` (the SDP we sent last, offer or answer) as the offer of a re-INVITE
+// that holds (`hold`) or resumes the peer, with origin version `version`.
+// Media lines keep their order and ports (RFC 3264 section 8); refused lines
+// (port 0) stay refused and carry no direction.
+SdpSession hold_reoffer(const SdpSession& last, bool hold, std::string_view version);
+
+// An answer we make to the peer's offer while we hold it: each active line
+// drops its receiving half (a sendrecv offer is answered sendonly).
+void keep_holding(SdpSession& answer, MediaPlan& plan);
+
+// The direction of the first active audio line (sendrecv when none).
+Direction audio_direction(const SdpSession& s);
+
+// Whether the peer holds us after it answered our re-INVITE. Only an answer
+// to a sendrecv offer tells: to our sendonly the peer must say recvonly or
+// inactive, which is no hold of its own, so the state it had stays.
+bool peer_holds_after(const SdpSession& our_offer, const MediaPlan& answer, bool peer_held);
+
 // The SRTP suites we accept, best first.
 bool supported_crypto_suite(std::string_view suite);
 

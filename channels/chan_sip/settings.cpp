@@ -400,7 +400,9 @@ std::span<const OptionSpec> endpoint_schema() {
         {.name = "description", .help = "Free text shown by `sip show endpoint`."},
         {.name = "language", .help = "Language of its calls."},
         {.name = "accountcode", .help = "Account code of its calls (CDRs)."},
-        {.name = "mohinterpret", .help = "Music on hold class its calls hear when held (sets CHANNEL(musicclass))."},
+        {.name = "mohinterpret",
+         .help = "Music on hold class its calls hear when held (sets CHANNEL(musicclass)); passthrough: "
+                 "no music, the hold is passed on to the phone by re-INVITE (a=sendonly, then a=sendrecv)."},
         {.name = "mohsuggest",
          .help = "Music on hold class suggested to the other party when it puts a call on hold "
                  "(used unless that party has a class of its own)."},

@@ -74,6 +74,8 @@ struct Endpoint {
     // Music on hold: mohinterpret is the class its own channel hears
     // (CHANNEL(musicclass)); mohsuggest the class offered to the other party
     // when it puts a call on hold (that party's own class still wins).
+    // mohinterpret=passthrough: no music from us; a hold from the other
+    // party is passed on to the phone by re-INVITE (a=sendonly).
     std::string mohinterpret, mohsuggest;
     std::string media_encryption = "no";  // no, sdes (SRTP keys in SDP, RTP/SAVP)
     std::string defaultuser;              // user name for our INVITEs' authentication (trunks)
@@ -86,6 +88,9 @@ struct Endpoint {
     config::Location where;
 
     bool can_register() const { return dynamic && type != EndpointType::user; }
+    bool moh_passthrough() const { return mohinterpret == "passthrough"; }
+    // The music class its channels hear when held ("" for passthrough: none).
+    std::string music_class() const { return moh_passthrough() ? std::string() : mohinterpret; }
     bool has_static_host() const { return !dynamic && !host.empty(); }
 };
 
