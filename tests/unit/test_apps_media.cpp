@@ -3,6 +3,7 @@
 #include "../../apps/app_say/say.hpp"
 #include "../../apps/app_tones/tones.hpp"
 #include "core_fixture.hpp"
+#include "fake_driver.hpp"
 #include "dialplan/engine.hpp"
 
 #include <tandem/file.hpp>
@@ -22,31 +23,6 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A channel driver that keeps what the channel sends, with arrival times.
-struct Capture {
-    std::mutex mu;
-    std::vector<Frame> frames;
-    std::vector<std::chrono::steady_clock::time_point> times;
-    std::size_t count() {
-        std::lock_guard l(mu);
-        return frames.size();
-    }
-};
-
-class CaptureDriver final : public ChannelDriver {
-public:
-    explicit CaptureDriver(std::shared_ptr<Capture> c) : c_(std::move(c)) {}
-    void write(Channel&, const Frame& f) override {
-        if (f.kind != FrameKind::voice) return;
-        std::lock_guard l(c_->mu);
-        c_->frames.push_back(f);
-        c_->times.push_back(std::chrono::steady_clock::now());
-    }
-
-private:
-    std::shared_ptr<Capture> c_;
-};
 
 std::vector<std::int16_t> samples_of(const std::vector<Frame>& frames) {
     std::vector<std::int16_t> out;
@@ -118,10 +94,11 @@ struct AppCore {
     }
 
     // A channel at exten@context with a capturing driver, started.
-    std::shared_ptr<Channel> call(const std::string& context, const std::string& exten, std::shared_ptr<Capture> cap,
-                                  Format native = Format::slin8, const std::string& language = "en") {
-        auto chan =
-            core().create_channel("Trace", "Trace/" + exten, std::make_unique<CaptureDriver>(cap), core().pick_loop());
+    std::shared_ptr<Channel> call(const std::string& context, const std::string& exten,
+                                  std::shared_ptr<test::Recorded> cap, Format native = Format::slin8,
+                                  const std::string& language = "en") {
+        auto chan = core().create_channel("Trace", "Trace/" + exten, std::make_unique<test::RecordingDriver>(cap),
+                                          core().pick_loop());
         REQUIRE(chan);
         std::promise<void> ready;
         boost::asio::post(chan->executor(), [&] {
@@ -230,7 +207,7 @@ TEST_CASE("apps: Playback paces 20 ms frames from the file, in the channel's for
         "[t]\nexten => p,1,Playback(hello&hello)\n same => n,Set(DONE=${PLAYBACKSTATUS})\n"
         "exten => m,1,Playback(missing)\n same => n,Set(DONE=${PLAYBACKSTATUS})\n");
     a.prompt("hello", 25);  // 0.5 s
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto start = std::chrono::steady_clock::now();
     auto chan = a.call("t", "p", cap);
     REQUIRE(a.wait_var(chan->name(), "DONE"));
@@ -254,7 +231,7 @@ TEST_CASE("apps: Playback paces 20 ms frames from the file, in the channel's for
     }
     CHECK(took >= 980ms);
 
-    auto cap2 = std::make_shared<Capture>();
+    auto cap2 = std::make_shared<test::Recorded>();
     auto chan2 = a.call("t", "m", cap2);
     REQUIRE(a.wait_var(chan2->name(), "DONE"));
     CHECK(a.var(chan2->name(), "DONE") == "FAILED");
@@ -274,7 +251,7 @@ TEST_CASE("apps: Playback paces 20 ms frames from the file, in the channel's for
         for (int i = 0; i < 10; ++i) w->write(f);
         REQUIRE(w->commit(err));
     }
-    auto cap3 = std::make_shared<Capture>();
+    auto cap3 = std::make_shared<test::Recorded>();
     auto chan3 = a.call("t", "p", cap3, Format::ulaw);
     REQUIRE(a.wait_var(chan3->name(), "DONE"));
     std::lock_guard l(cap3->mu);
@@ -291,7 +268,7 @@ TEST_CASE("apps: Read stops at maxdigits, at # and on timeout") {
         "exten => p,1,Read(NUM,hello,,,2,1)\n same => n,Set(DONE=1)\n");
     a.prompt("hello", 50);
     auto run = [&](const std::string& exten, const std::string& digits, std::chrono::milliseconds after = 200ms) {
-        auto cap = std::make_shared<Capture>();
+        auto cap = std::make_shared<test::Recorded>();
         auto chan = a.call("t", exten, cap);
         REQUIRE(a.tc.wait_for([&] { return a.var(chan->name(), "NUM").empty(); }));
         std::this_thread::sleep_for(after);  // Read() is listening by now
@@ -316,7 +293,7 @@ TEST_CASE("apps: Background and WaitExten jump to the extension dialled, i and t
         "exten => i,1,Set(R=invalid:${INVALID_EXTEN})\nexten => t,1,Set(R=timeout)\n");
     a.prompt("hello", 50);  // 1 s
     auto run = [&](const std::string& digits, std::chrono::milliseconds after) {
-        auto cap = std::make_shared<Capture>();
+        auto cap = std::make_shared<test::Recorded>();
         auto chan = a.call("m", "s", cap);
         if (!digits.empty()) {
             REQUIRE(a.tc.wait_for([&] { return cap->count() > 2; }));
@@ -347,7 +324,7 @@ TEST_CASE("apps: SayNumber plays each building block, falling back to English pe
     a.prompt("digits/2", 2);
     a.prompt("digits/11", 17, 440, "fr");  // only this one exists in French
     auto count = [&](const std::string& exten, const std::string& lang) {
-        auto cap = std::make_shared<Capture>();
+        auto cap = std::make_shared<test::Recorded>();
         auto chan = a.call("t", exten, cap, Format::slin8, lang);
         REQUIRE(a.wait_var(chan->name(), "DONE"));
         return cap->count();
@@ -394,7 +371,7 @@ TEST_CASE("apps: Record ends on # and drops the file on hangup") {
         "exten => h,1,Set(HUNG=1)\n");
     auto spool = a.core().paths().spool_dir;
     a.core().set_global_variable("SPOOLFILE", (spool / "msg%d.wav").string());
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto chan = a.call("t", "r", cap);
     REQUIRE(a.wait_var(chan->name(), "RECORDED_FILE"));
     // 0.5 s of a tone, then '#'.
@@ -423,7 +400,7 @@ TEST_CASE("apps: Record ends on # and drops the file on hangup") {
     CHECK(fs::file_size(spool / "msg0.wav", ec) >= 44 + 8 * 320);
 
     // Hangup while recording: no file, no temporary.
-    auto chan2 = a.call("t", "r", std::make_shared<Capture>());
+    auto chan2 = a.call("t", "r", std::make_shared<test::Recorded>());
     REQUIRE(a.wait_var(chan2->name(), "RECORDED_FILE"));
     CHECK(a.var(chan2->name(), "RECORDED_FILE") == (spool / "msg1").string());
     std::this_thread::sleep_for(200ms);
@@ -439,7 +416,7 @@ TEST_CASE("apps: Playtones plays the country's tone in the background until Stop
         "[t]\nexten => b,1,Playtones(busy)\n same => n,Wait(1)\n same => n,StopPlaytones()\n"
         " same => n,Set(AT=stopped)\n same => n,Wait(0.5)\n same => n,Set(DONE=1)\n"
         "exten => x,1,Playtones(!425/100)\n same => n,Wait(0.5)\n same => n,Set(DONE=1)\n");
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto chan = a.call("t", "b", cap);
     REQUIRE(a.wait_var(chan->name(), "DONE"));
     std::vector<Frame> frames;
@@ -459,7 +436,7 @@ TEST_CASE("apps: Playtones plays the country's tone in the background until Stop
     auto off = samples_of(std::vector<Frame>(frames.begin() + 27, frames.begin() + 47));  // 540-940 ms: silence
     for (auto v : off) CHECK(v == 0);
 
-    auto cap2 = std::make_shared<Capture>();
+    auto cap2 = std::make_shared<test::Recorded>();
     auto chan2 = a.call("t", "x", cap2);
     REQUIRE(a.wait_var(chan2->name(), "DONE"));
     CHECK(cap2->count() == 5);  // a '!' list ends by itself
@@ -467,7 +444,7 @@ TEST_CASE("apps: Playtones plays the country's tone in the background until Stop
 
 TEST_CASE("apps: Echo sends the caller's frames back untranslated until #") {
     AppCore a("[t]\nexten => e,1,Echo()\n same => n,Set(DONE=1)\n");
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto chan = a.call("t", "e", cap, Format::ulaw);
     REQUIRE(a.tc.wait_for([&] { return chan->state() == ChannelState::up; }));
     std::this_thread::sleep_for(100ms);  // Echo() is reading by now
@@ -497,7 +474,7 @@ TEST_CASE("apps: Record ends after the silence and leaves it out of the file") {
     AppCore a("[t]\nexten => r,1,Record(${SPOOLFILE},1,10,q)\n same => n,Set(DONE=1)\n");
     auto spool = a.core().paths().spool_dir;
     a.core().set_global_variable("SPOOLFILE", (spool / "quiet.wav").string());
-    auto chan = a.call("t", "r", std::make_shared<Capture>());
+    auto chan = a.call("t", "r", std::make_shared<test::Recorded>());
     REQUIRE(a.wait_var(chan->name(), "RECORDED_FILE"));
     // 0.5 s of tone then silence, fed in real time until Record gives up.
     auto start = std::chrono::steady_clock::now();

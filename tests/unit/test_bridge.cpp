@@ -3,6 +3,7 @@
 // hangup or the duration limit, the refusal of channels on two loops, and the
 // RTP relay decision with fake RtpSessions.
 #include "core_fixture.hpp"
+#include "fake_driver.hpp"
 
 #include <tandem/bridge.hpp>
 #include <tandem/rtp.hpp>
@@ -64,26 +65,6 @@ private:
     std::string name_ = "fake";
 };
 
-struct Recorded {
-    std::vector<Frame> written;
-    std::vector<Indication> indications;
-    std::string digits, begun, text;
-    RtpSession* rtp = nullptr;
-};
-
-struct RecordingDriver final : ChannelDriver {
-    explicit RecordingDriver(std::shared_ptr<Recorded> r) : rec(std::move(r)) {}
-    void write(Channel&, const Frame& f) override { rec->written.push_back(f); }
-    void indicate(Channel&, Indication i) override { rec->indications.push_back(i); }
-    // Takes hold itself, so the core plays no music on hold here (test_moh.cpp does).
-    bool handles_hold() const override { return true; }
-    void send_digit(Channel&, char d, std::chrono::milliseconds) override { rec->digits += d; }
-    void send_digit_begin(Channel&, char d) override { rec->begun += d; }
-    void send_text(Channel&, std::string_view t) override { rec->text += t; }
-    RtpSession* rtp() override { return rec->rtp; }
-    std::shared_ptr<Recorded> rec;
-};
-
 template <class F>
 auto on_loop(Channel& c, F f) -> decltype(f()) {
     std::packaged_task<decltype(f())()> task(std::move(f));
@@ -122,14 +103,17 @@ Frame slin(std::int16_t value) {
 struct Fixture {
     test::TestCore t;
     Registration tech;
-    std::shared_ptr<Recorded> ra = std::make_shared<Recorded>(), rb = std::make_shared<Recorded>();
+    std::shared_ptr<test::Recorded> ra = std::make_shared<test::Recorded>(), rb = std::make_shared<test::Recorded>();
     std::shared_ptr<Channel> a, b;
     explicit Fixture(bool same_loop = true) {
         tech = t.core->technologies().add("BridgeTest", ChannelTechnology{"bridge tests", nullptr}, nullptr);
         auto& l1 = t.core->loop(0);
         auto& l2 = same_loop ? l1 : t.core->loop(1);
-        a = t.core->create_channel("BridgeTest", "BridgeTest/a", std::make_unique<RecordingDriver>(ra), l1);
-        b = t.core->create_channel("BridgeTest", "BridgeTest/b", std::make_unique<RecordingDriver>(rb), l2);
+        // Every frame kept; hold taken by the driver, so the core plays no
+        // music on hold here (test_moh.cpp does).
+        const test::RecordingOptions o{.voice_only = false, .handles_hold = true};
+        a = t.core->create_channel("BridgeTest", "BridgeTest/a", std::make_unique<test::RecordingDriver>(ra, o), l1);
+        b = t.core->create_channel("BridgeTest", "BridgeTest/b", std::make_unique<test::RecordingDriver>(rb, o), l2);
         REQUIRE(a);
         REQUIRE(b);
     }
@@ -176,17 +160,17 @@ TEST_CASE("bridge: voice, digits, text and indications cross both ways; a hangup
         fx.b->on_frame(txt);
     });
     on_loop(*fx.a, [&] {
-        REQUIRE(fx.rb->written.size() == 1);
-        CHECK(fx.rb->written[0].subclass == static_cast<std::uint32_t>(Format::ulaw));
-        CHECK(fx.rb->written[0].payload().size() == 160);
+        REQUIRE(fx.rb->frames.size() == 1);
+        CHECK(fx.rb->frames[0].subclass == static_cast<std::uint32_t>(Format::ulaw));
+        CHECK(fx.rb->frames[0].payload().size() == 160);
         CHECK(fx.rb->begun == "7");
         CHECK(fx.rb->digits == "7");
         REQUIRE(fx.rb->indications.size() == 1);
         CHECK(fx.rb->indications[0] == Indication::hold);
 
-        REQUIRE(fx.ra->written.size() == 1);
-        CHECK(fx.ra->written[0].subclass == static_cast<std::uint32_t>(Format::slin8));
-        CHECK(fx.ra->written[0].payload().size() == 320);
+        REQUIRE(fx.ra->frames.size() == 1);
+        CHECK(fx.ra->frames[0].subclass == static_cast<std::uint32_t>(Format::slin8));
+        CHECK(fx.ra->frames[0].payload().size() == 320);
         CHECK(fx.ra->digits == "*");
         CHECK(fx.ra->text == "hi");
         REQUIRE(fx.ra->indications.size() == 1);
@@ -198,7 +182,7 @@ TEST_CASE("bridge: voice, digits, text and indications cross both ways; a hangup
     CHECK(done.get() == BridgeEnd::b_hungup);
     // Detached: frames no longer cross.
     on_loop(*fx.a, [&] { fx.a->on_frame(slin(5)); });
-    on_loop(*fx.a, [&] { CHECK(fx.rb->written.size() == 1); });
+    on_loop(*fx.a, [&] { CHECK(fx.rb->frames.size() == 1); });
 }
 
 TEST_CASE("bridge: a hangup of the awaiting channel ends it at once") {
@@ -244,7 +228,7 @@ TEST_CASE("bridge: RTP relay engaged when both sessions agree, released on a tap
         // Relayed: voice that still reaches the bridge is not sent twice; digits are.
         fx.a->on_frame(slin(1));
         fx.a->on_frame(Frame::digit(FrameKind::dtmf_end, '1', 100));
-        CHECK(fx.rb->written.empty());
+        CHECK(fx.rb->frames.empty());
         CHECK(fx.rb->digits == "1");
         fx.b->add_audio_tap();  // e.g. a recording starts
     });
@@ -253,7 +237,7 @@ TEST_CASE("bridge: RTP relay engaged when both sessions agree, released on a tap
         CHECK(sa.peer == nullptr);
         CHECK(sb.peer == nullptr);
         fx.a->on_frame(slin(2));  // decoded path again
-        CHECK(fx.rb->written.size() == 1);
+        CHECK(fx.rb->frames.size() == 1);
         fx.b->remove_audio_tap();
     });
     fx.settle();
@@ -283,7 +267,7 @@ TEST_CASE("bridge: no relay when one direction cannot relay or the option forbid
         CHECK(sa.relay_calls == 0);
         CHECK(sb.relay_calls == 0);
         fx.a->on_frame(slin(1));
-        CHECK(fx.rb->written.size() == 1);
+        CHECK(fx.rb->frames.size() == 1);
     });
     fx.a->request_hangup();
     REQUIRE(done.wait_for(2s) == std::future_status::ready);

@@ -7,6 +7,7 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 #include "core_fixture.hpp"
+#include "fake_driver.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,20 +22,6 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 namespace {
-
-struct Recorded {
-    std::vector<Frame> written;
-    std::string digits, begun, text;
-};
-
-struct RecordingDriver final : ChannelDriver {
-    explicit RecordingDriver(std::shared_ptr<Recorded> r) : rec(std::move(r)) {}
-    void write(Channel&, const Frame& f) override { rec->written.push_back(f); }
-    void send_digit(Channel&, char d, std::chrono::milliseconds) override { rec->digits += d; }
-    void send_digit_begin(Channel&, char d) override { rec->begun += d; }
-    void send_text(Channel&, std::string_view t) override { rec->text += t; }
-    std::shared_ptr<Recorded> rec;
-};
 
 // Runs `f` on the channel's loop and waits for it.
 template <class F>
@@ -98,8 +85,10 @@ struct Fixture {
     Fixture() {
         tech = t.core->technologies().add("MediaTest", ChannelTechnology{"channel media tests", nullptr}, nullptr);
     }
-    std::shared_ptr<Channel> make(std::shared_ptr<Recorded> rec, boost::asio::io_context& loop) {
-        auto c = t.core->create_channel("MediaTest", "MediaTest/x", std::make_unique<RecordingDriver>(rec), loop);
+    std::shared_ptr<Channel> make(std::shared_ptr<test::Recorded> rec, boost::asio::io_context& loop) {
+        auto c = t.core->create_channel(
+            "MediaTest", "MediaTest/x",
+            std::make_unique<test::RecordingDriver>(rec, test::RecordingOptions{.voice_only = false}), loop);
         REQUIRE(c);
         return c;
     }
@@ -113,7 +102,7 @@ struct Fixture {
 TEST_CASE("channel media: write and read translate between the native and the application's formats") {
     Fixture fx;
     REQUIRE(fx.t.core->build_path(Format::slin8, Format::ulaw));  // codec_g711 is loaded
-    auto rec = std::make_shared<Recorded>();
+    auto rec = std::make_shared<test::Recorded>();
     auto c = fx.make(rec, fx.t.core->pick_loop());
     CHECK(c->native_format() == Format::slin8);
     CHECK(c->read_format() == Format::none);
@@ -127,16 +116,16 @@ TEST_CASE("channel media: write and read translate between the native and the ap
         c->write(Frame::digit(FrameKind::dtmf_end, '5', 120));
         c->send_text("hello");
     });
-    REQUIRE(rec->written.size() == 2);
-    CHECK(rec->written[0].subclass == static_cast<std::uint32_t>(Format::ulaw));
-    CHECK(rec->written[0].payload().size() == 160);
-    CHECK(rec->written[1].payload()[0] == 0x55);
+    REQUIRE(rec->frames.size() == 2);
+    CHECK(rec->frames[0].subclass == static_cast<std::uint32_t>(Format::ulaw));
+    CHECK(rec->frames[0].payload().size() == 160);
+    CHECK(rec->frames[1].payload()[0] == 0x55);
     CHECK(rec->begun == "5");
     CHECK(rec->digits == "5");
     CHECK(rec->text == "hello");
 
     // The driver pushes ulaw; the application reads slin8 (G.711 round trip is close).
-    auto encoded = rec->written[0];
+    auto encoded = rec->frames[0];
     on_loop(*c, [&] { c->set_read_format(Format::slin8); });
     auto got = spawn_on<std::optional<Frame>>(c, [c] { return c->read_frame(10ms); });
     CHECK_FALSE(got.get().has_value());  // a reader now exists; nothing queued yet
@@ -168,7 +157,7 @@ TEST_CASE("channel media: write and read translate between the native and the ap
 
 TEST_CASE("channel media: frames queue only once a reader exists, voice is bounded, digits are kept") {
     Fixture fx;
-    auto c = fx.make(std::make_shared<Recorded>(), fx.t.core->pick_loop());
+    auto c = fx.make(std::make_shared<test::Recorded>(), fx.t.core->pick_loop());
     // Nobody reads yet: nothing is kept (an idle channel allocates no queue).
     on_loop(*c, [&] {
         for (int i = 0; i < 5; ++i) c->on_frame(voice(Format::slin8, 160, static_cast<std::int16_t>(i)));
@@ -204,7 +193,7 @@ TEST_CASE("channel media: frames queue only once a reader exists, voice is bound
 
 TEST_CASE("channel media: a hangup ends a pending read at once") {
     Fixture fx;
-    auto c = fx.make(std::make_shared<Recorded>(), fx.t.core->pick_loop());
+    auto c = fx.make(std::make_shared<test::Recorded>(), fx.t.core->pick_loop());
     auto started = std::chrono::steady_clock::now();
     auto pending = spawn_on<std::optional<Frame>>(c, [c] { return c->read_frame(30s); });
     std::this_thread::sleep_for(50ms);
@@ -220,7 +209,7 @@ TEST_CASE("channel media: a hangup ends a pending read at once") {
 
 TEST_CASE("channel media: audio taps count and wake waiters") {
     Fixture fx;
-    auto c = fx.make(std::make_shared<Recorded>(), fx.t.core->pick_loop());
+    auto c = fx.make(std::make_shared<test::Recorded>(), fx.t.core->pick_loop());
     auto woke = spawn_on<bool>(c, [c] { return wait_once(c); });
     std::this_thread::sleep_for(20ms);
     on_loop(*c, [&] { c->add_audio_tap(); });

@@ -4,6 +4,7 @@
 #include "../../apps/app_tones/tones.hpp"
 #include "chan_sip/inband_dtmf.hpp"
 #include "core_fixture.hpp"
+#include "fake_driver.hpp"
 
 #include <boost/asio/post.hpp>
 #include <doctest/doctest.h>
@@ -17,21 +18,6 @@ using namespace tandem;
 using namespace std::chrono_literals;
 
 namespace {
-
-class NullDriver final : public ChannelDriver {
-public:
-    void write(Channel&, const Frame&) override {}
-};
-
-struct Sent {
-    std::mutex mu;
-    std::vector<Frame> frames;
-    std::vector<std::chrono::steady_clock::time_point> times;
-    std::size_t count() {
-        std::lock_guard l(mu);
-        return frames.size();
-    }
-};
 
 template <class F>
 auto on_loop(Channel& chan, F f) {
@@ -62,17 +48,14 @@ std::vector<std::int16_t> pcm(const std::vector<Frame>& frames, std::size_t from
 
 TEST_CASE("inband dtmf: a digit is its two tones, 20 ms frames, audio-tapped while playing") {
     test::TestCore tc;
-    auto chan = tc.core->create_channel("Trace", "Trace/inband", std::make_unique<NullDriver>(), tc.core->pick_loop());
+    auto chan =
+        tc.core->create_channel("Trace", "Trace/inband", std::make_unique<test::NullDriver>(), tc.core->pick_loop());
     REQUIRE(chan);
-    auto sent = std::make_shared<Sent>();
+    auto sent = std::make_shared<test::Recorded>();
     std::unique_ptr<sip::InbandDtmfSender> tx;
     on_loop(*chan, [&] {
         chan->set_native_format(Format::slin8);
-        tx = std::make_unique<sip::InbandDtmfSender>(*chan, [sent](const Frame& f) {
-            std::lock_guard l(sent->mu);
-            sent->frames.push_back(f);
-            sent->times.push_back(std::chrono::steady_clock::now());
-        });
+        tx = std::make_unique<sip::InbandDtmfSender>(*chan, [sent](const Frame& f) { sent->record(f); });
         tx->send('5', 200ms);
         tx->send('#', 100ms);
         tx->send('x', 100ms);  // not a digit: ignored
@@ -116,16 +99,14 @@ TEST_CASE("inband dtmf: a digit is its two tones, 20 ms frames, audio-tapped whi
 
 TEST_CASE("inband dtmf: tones are encoded to the native format; destroying mid-digit untaps") {
     test::TestCore tc;
-    auto chan = tc.core->create_channel("Trace", "Trace/inband", std::make_unique<NullDriver>(), tc.core->pick_loop());
+    auto chan =
+        tc.core->create_channel("Trace", "Trace/inband", std::make_unique<test::NullDriver>(), tc.core->pick_loop());
     REQUIRE(chan);
-    auto sent = std::make_shared<Sent>();
+    auto sent = std::make_shared<test::Recorded>();
     std::unique_ptr<sip::InbandDtmfSender> tx;
     on_loop(*chan, [&] {
         chan->set_native_format(Format::ulaw);
-        tx = std::make_unique<sip::InbandDtmfSender>(*chan, [sent](const Frame& f) {
-            std::lock_guard l(sent->mu);
-            sent->frames.push_back(f);
-        });
+        tx = std::make_unique<sip::InbandDtmfSender>(*chan, [sent](const Frame& f) { sent->record(f); });
         tx->send('1', 1000ms);
     });
     REQUIRE(tc.wait_for([&] { return sent->count() >= 3; }, 2s));

@@ -4,6 +4,7 @@
 // and a reload while music plays.
 #include "cli/server.hpp"
 #include "core_fixture.hpp"
+#include "fake_driver.hpp"
 #include "loader/module_loader.hpp"
 
 #include <tandem/bridge.hpp>
@@ -26,34 +27,6 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Capture {
-    std::mutex mu;
-    std::vector<Frame> frames;
-    std::vector<std::chrono::steady_clock::time_point> times;
-    std::size_t count() {
-        std::lock_guard l(mu);
-        return frames.size();
-    }
-    std::vector<Frame> copy() {
-        std::lock_guard l(mu);
-        return frames;
-    }
-};
-
-class CaptureDriver final : public ChannelDriver {
-public:
-    explicit CaptureDriver(std::shared_ptr<Capture> c) : c_(std::move(c)) {}
-    void write(Channel&, const Frame& f) override {
-        if (f.kind != FrameKind::voice) return;
-        std::lock_guard l(c_->mu);
-        c_->frames.push_back(f);
-        c_->times.push_back(std::chrono::steady_clock::now());
-    }
-
-private:
-    std::shared_ptr<Capture> c_;
-};
 
 // Mean energy of the slin8 samples of some frames.
 double energy(const std::vector<Frame>& frames, std::size_t from, std::size_t to) {
@@ -169,14 +142,14 @@ struct MohCore {
             t);
     }
 
-    std::shared_ptr<Channel> channel(std::shared_ptr<Capture> cap, Format native = Format::slin8) {
-        auto chan =
-            core().create_channel("Trace", "Trace/moh", std::make_unique<CaptureDriver>(cap), core().pick_loop());
+    std::shared_ptr<Channel> channel(std::shared_ptr<test::Recorded> cap, Format native = Format::slin8) {
+        auto chan = core().create_channel("Trace", "Trace/moh", std::make_unique<test::RecordingDriver>(cap),
+                                          core().pick_loop());
         REQUIRE(chan);
         on_loop(chan, [&] { chan->set_native_format(native); });
         return chan;
     }
-    std::shared_ptr<Channel> call(const std::string& exten, std::shared_ptr<Capture> cap) {
+    std::shared_ptr<Channel> call(const std::string& exten, std::shared_ptr<test::Recorded> cap) {
         auto chan = channel(cap);
         on_loop(chan, [&] { chan->set_position("t", exten, 1); });
         core().start_pbx(chan);
@@ -227,7 +200,7 @@ TEST_CASE("moh: classes from musiconhold.conf, with clear errors for bad ones") 
 
 TEST_CASE("moh: MusicOnHold(class,duration) writes paced frames of the music, then goes on") {
     MohCore m("[t]\nexten => m,1,MusicOnHold(default,1)\n same => n,Set(DONE=1)\n", moh_conf);
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto start = std::chrono::steady_clock::now();
     auto chan = m.call("m", cap);
     REQUIRE(m.wait_var(chan->name(), "DONE"));
@@ -258,7 +231,7 @@ TEST_CASE("moh: StartMusicOnHold plays in the background until StopMusicOnHold; 
         "[t]\nexten => s,1,StartMusicOnHold()\n same => n,Set(STARTED=1)\n same => n,Wait(0.6)\n"
         " same => n,StopMusicOnHold()\n same => n,Set(STOPPED=1)\n same => n,Wait(0.5)\n same => n,Set(DONE=1)\n",
         moh_conf);
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto chan = m.call("s", cap);
     REQUIRE(m.wait_var(chan->name(), "STARTED"));
     CHECK(on_loop(chan, [&] { return chan->music_playing() && chan->audio_tapped(); }));
@@ -294,7 +267,7 @@ TEST_CASE("moh: StartMusicOnHold plays in the background until StopMusicOnHold; 
 
 TEST_CASE("moh: hold on a bridged party starts the channel's class, unhold stops it") {
     MohCore m("[t]\nexten => s,1,Wait(1)\n", moh_conf);
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     // A mu-law channel: the slin8 music is translated on the way out.
     auto chan = m.channel(cap, Format::ulaw);
     on_loop(chan, [&] { chan->indicate(Indication::hold); });
@@ -329,10 +302,10 @@ TEST_CASE("moh: hold on a bridged party starts the channel's class, unhold stops
 
 TEST_CASE("moh: in a bridge, the held party's peer hears music and not the held party until unhold or the end") {
     MohCore m("[t]\nexten => s,1,Wait(1)\n", moh_conf);
-    auto cap_a = std::make_shared<Capture>();
-    auto cap_b = std::make_shared<Capture>();
+    auto cap_a = std::make_shared<test::Recorded>();
+    auto cap_b = std::make_shared<test::Recorded>();
     auto a = m.channel(cap_a);
-    auto b = m.core().create_channel("Trace", "Trace/b", std::make_unique<CaptureDriver>(cap_b), a->loop());
+    auto b = m.core().create_channel("Trace", "Trace/b", std::make_unique<test::RecordingDriver>(cap_b), a->loop());
     REQUIRE(b);
     auto ended = boost::asio::co_spawn(a->loop(), bridge(*a, *b, {}), boost::asio::use_future);
     std::vector<std::uint8_t> marker(320, 0x11);
@@ -385,7 +358,7 @@ TEST_CASE("moh: in a bridge, the held party's peer hears music and not the held 
 
 TEST_CASE("moh: a class with no files plays silence and a hangup ends the music") {
     MohCore m("[t]\nexten => e,1,MusicOnHold(empty)\n", moh_conf);
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto chan = m.call("e", cap);
     REQUIRE(m.tc.wait_for([&] { return cap->count() >= 20; }));
     CHECK(energy(cap->copy(), 0, 20) == 0);
@@ -405,7 +378,7 @@ TEST_CASE("moh: a class with no files plays silence and a hangup ends the music"
 
 TEST_CASE("moh: a reload re-reads the classes without cutting the music") {
     MohCore m("[t]\nexten => s,1,MusicOnHold(default,1.5)\n same => n,Set(DONE=1)\n", moh_conf);
-    auto cap = std::make_shared<Capture>();
+    auto cap = std::make_shared<test::Recorded>();
     auto chan = m.call("s", cap);
     REQUIRE(m.tc.wait_for([&] { return cap->count() >= 10; }));
     std::ofstream(m.tc.dir / "etc" / "musiconhold.conf") << "[default]\ndirectory = music\n[jazz]\ndirectory = music\n";
