@@ -13,6 +13,8 @@
 //
 // Everything runs on the channel's loop; files are opened and read on the
 // worker pool by play_sound().
+#include "split_list.hpp"
+
 #include <tandem/core.hpp>
 #include <tandem/file.hpp>
 #include <tandem/module.hpp>
@@ -26,28 +28,15 @@
 namespace {
 
 using namespace tandem;
+using apps::split_list;
 using namespace std::chrono_literals;
 
 constexpr auto digit_timeout = 5s;
 constexpr auto default_response_timeout = 10s;
 
-std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    while (true) {
-        auto p = s.find(sep);
-        auto part = s.substr(0, p);
-        while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-        while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-        if (!part.empty()) out.emplace_back(part);
-        if (p == std::string_view::npos) break;
-        s.remove_prefix(p + 1);
-    }
-    return out;
-}
-
 // Playback's options are words ("skip", "noanswer&skip" in older dialplans).
 bool has_word(std::string_view options, std::string_view word) {
-    for (auto& o : split(options, '&'))
+    for (auto& o : split_list(options, '&'))
         if (o == word) return true;
     return false;
 }
@@ -136,7 +125,7 @@ awaitable<void> match_digits(Channel& chan, std::string context, std::string dig
 }
 
 awaitable<AppResult> playback(Channel& chan, const AppArgs& args) {
-    auto files = split(args[0], '&');
+    auto files = split_list(args[0], '&');
     auto options = args[1];
     bool answered = chan.state() == ChannelState::up;
     if (!answered && has_word(options, "skip")) {
@@ -161,7 +150,7 @@ awaitable<AppResult> playback(Channel& chan, const AppArgs& args) {
 }
 
 awaitable<AppResult> background(Channel& chan, const AppArgs& args) {
-    auto files = split(args[0], '&');
+    auto files = split_list(args[0], '&');
     auto options = args[1];
     std::string context = args[3].empty() ? chan.context() : args[3];
     bool answered = chan.state() == ChannelState::up;

@@ -4,6 +4,8 @@
 // (not stored), at maxdigits, or when `timeout` seconds pass without a digit;
 // an attempt that got nothing plays the prompt again, up to `attempts` times.
 // On the channel's loop; prompts are read on the worker pool by play_sound().
+#include "../app_playback/split_list.hpp"
+
 #include <tandem/core.hpp>
 #include <tandem/file.hpp>
 #include <tandem/module.hpp>
@@ -16,23 +18,10 @@
 namespace {
 
 using namespace tandem;
+using apps::split_list;
 using namespace std::chrono_literals;
 
 constexpr int max_digits_limit = 255;
-
-std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    while (true) {
-        auto p = s.find(sep);
-        auto part = s.substr(0, p);
-        while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-        while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-        if (!part.empty()) out.emplace_back(part);
-        if (p == std::string_view::npos) break;
-        s.remove_prefix(p + 1);
-    }
-    return out;
-}
 
 double number_arg(std::string_view s, double fallback) {
     while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
@@ -62,7 +51,7 @@ bool valid_variable_name(std::string_view v) {
 
 awaitable<AppResult> read_app(Channel& chan, const AppArgs& args) {
     const std::string var = args[0];
-    auto files = split(args[1], '&');
+    auto files = split_list(args[1], '&');
     int maxdigits = static_cast<int>(number_arg(args[2], 0));
     if (maxdigits <= 0 || maxdigits > max_digits_limit) maxdigits = max_digits_limit;
     const std::string options = args[3];

@@ -1,5 +1,6 @@
 // The media applications on real channels of a TestCore: Playback pacing,
 // Read, Background/WaitExten matching, Say*, Record, Playtones, Milliwatt.
+#include "../../apps/app_playback/split_list.hpp"
 #include "../../apps/app_say/say.hpp"
 #include "../../apps/app_tones/tones.hpp"
 #include "core_fixture.hpp"
@@ -168,6 +169,40 @@ TEST_CASE("apps: say lists the building blocks per language") {
                                                                   "digits/19", "digits/80", "digits/4", "digits/at",
                                                                   "digits/1", "digits/oh", "digits/5", "digits/p-m"});
     CHECK(say::datetime(t, "dB", "fr") == Files{"digits/h-1", "digits/mon-0"});
+}
+
+TEST_CASE("apps: prompt lists split on &, blanks trimmed, empty items dropped") {
+    using Items = std::vector<std::string>;
+    CHECK(apps::split_list("welcome&press&digits/1", '&') == Items{"welcome", "press", "digits/1"});
+    CHECK(apps::split_list(" hello & &bye& ", '&') == Items{"hello", "bye"});
+    CHECK(apps::split_list("noanswer", '&') == Items{"noanswer"});
+    CHECK(apps::split_list("", '&').empty());
+    CHECK(apps::split_list("&&", '&').empty());
+    CHECK(apps::split_list("a b&c", '&') == Items{"a b", "c"});
+}
+
+TEST_CASE("apps: Playback and Read play every prompt of an & list, in order") {
+    AppCore a(
+        "[t]\nexten => p,1,Playback(hello& &bye )\n same => n,Set(DONE=${PLAYBACKSTATUS})\n"
+        "exten => r,1,Read(NUM,hello &bye,,,1,0.3)\n same => n,Set(DONE=${READSTATUS})\n");
+    a.prompt("hello", 3, 440);
+    a.prompt("bye", 4, 1000);
+    for (auto exten : {"p", "r"}) {
+        CAPTURE(exten);
+        auto cap = std::make_shared<test::Recorded>();
+        auto chan = a.call("t", exten, cap);
+        REQUIRE(a.wait_var(chan->name(), "DONE"));
+        CHECK(a.var(chan->name(), "DONE") == (exten == std::string("p") ? "SUCCESS" : "TIMEOUT"));
+        auto frames = cap->copy();
+        REQUIRE(frames.size() == 7);
+        // hello (440 Hz) then bye (1000 Hz).
+        auto first = samples_of(std::vector<Frame>(frames.begin(), frames.begin() + 3));
+        auto last = samples_of(std::vector<Frame>(frames.begin() + 3, frames.end()));
+        CHECK(tones::goertzel(first.data(), first.size(), 440, 8000) >
+              100 * tones::goertzel(first.data(), first.size(), 1000, 8000));
+        CHECK(tones::goertzel(last.data(), last.size(), 1000, 8000) >
+              100 * tones::goertzel(last.data(), last.size(), 440, 8000));
+    }
 }
 
 TEST_CASE("apps: tone lists parse like Asterisk's and the generator makes the right frequencies") {
