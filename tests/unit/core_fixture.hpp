@@ -1,10 +1,16 @@
-// A real core, booted in-process on a temporary copy of configs/.
+// A real core, booted in-process on a temporary copy of configs/, and the
+// way a test thread runs code on a channel's loop. The core runs its own
+// loops; the test drives it from the doctest thread.
 #pragma once
 
 #include "runtime/core_impl.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -16,6 +22,23 @@ inline std::filesystem::path temp_dir(const std::string& prefix) {
     auto p = std::filesystem::temp_directory_path() / (prefix + std::to_string(rd()));
     std::filesystem::create_directories(p);
     return p;
+}
+
+// Runs `f` on the channel's loop and returns what it returns, once it has
+// run: channel state belongs to that loop, so a test thread reads or changes
+// it only this way. Must not be called from that loop (it would wait for
+// itself).
+template <class F>
+auto on_loop(Channel& chan, F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto done = task.get_future();
+    boost::asio::post(chan.loop(), [&task] { task(); });
+    return done.get();
+}
+
+template <class F>
+auto on_loop(const std::shared_ptr<Channel>& chan, F f) -> decltype(f()) {
+    return on_loop(*chan, std::move(f));
 }
 
 struct TestCore {

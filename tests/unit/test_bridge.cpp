@@ -65,13 +65,7 @@ private:
     std::string name_ = "fake";
 };
 
-template <class F>
-auto on_loop(Channel& c, F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto fut = task.get_future();
-    asio::post(c.loop(), [&task] { task(); });
-    return fut.get();
-}
+using test::on_loop;
 
 // Runs bridge(a, b) as a's dialplan would: on a's loop, bound to its hangup signal.
 std::future<BridgeEnd> start_bridge(std::shared_ptr<Channel> a, std::shared_ptr<Channel> b, BridgeOptions o = {}) {

@@ -23,14 +23,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Runs `f` on the channel's loop and waits for it.
-template <class F>
-auto on_loop(Channel& c, F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto fut = task.get_future();
-    asio::post(c.loop(), [&task] { task(); });
-    return fut.get();
-}
+using test::on_loop;
 
 // Runs a coroutine on the channel's loop, bound to its hangup signal as the
 // dialplan coroutine is.

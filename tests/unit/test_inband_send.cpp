@@ -19,19 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-template <class F>
-auto on_loop(Channel& chan, F f) {
-    std::promise<decltype(f())> p;
-    boost::asio::post(chan.executor(), [&] {
-        if constexpr (std::is_void_v<decltype(f())>) {
-            f();
-            p.set_value();
-        } else {
-            p.set_value(f());
-        }
-    });
-    return p.get_future().get();
-}
+using test::on_loop;
 
 std::vector<std::int16_t> pcm(const std::vector<Frame>& frames, std::size_t from, std::size_t to) {
     std::vector<std::int16_t> out;

@@ -44,14 +44,7 @@ double energy(const std::vector<Frame>& frames, std::size_t from, std::size_t to
     return n ? sum / n : 0;
 }
 
-// Runs `f` on the channel's loop and returns what it returns.
-template <class F>
-auto on_loop(const std::shared_ptr<Channel>& chan, F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(f);
-    auto done = task.get_future();
-    boost::asio::post(chan->executor(), [&] { task(); });
-    return done.get();
-}
+using test::on_loop;
 
 struct StringOutput final : CliOutput {
     std::string text;
