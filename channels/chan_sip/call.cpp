@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <random>
 
 namespace tandem::sip {
 
@@ -76,6 +77,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
         if (rtp) asio::post(loop, [r = std::move(rtp)] { r->close(); });
         if (video_rtp) asio::post(loop, [r = std::move(video_rtp)] { r->close(); });
         if (media_watch) asio::post(loop, [t = std::move(media_watch)] {});
+        if (glare_timer) asio::post(loop, [t = std::move(glare_timer)] {});
         if (counted.empty()) return;
         std::lock_guard lock(table->mu);
         if (auto it = table->per_endpoint.find(counted); it != table->per_endpoint.end() && --it->second <= 0) {
@@ -128,6 +130,18 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     std::chrono::seconds silent_for{0};
     std::optional<SrtpCrypto> srtp_local;
     int local_version = 1;
+    // The SDP we sent last (offer or answer): the base of our own re-INVITEs.
+    SdpSession last_sdp;
+    // mohinterpret=passthrough: a hold of the other party is passed on to
+    // the phone by re-INVITE instead of music. `holding` is what the phone
+    // was last told, `want_hold` the latest wish; one re-INVITE at a time
+    // (`reoffering`, also while a 491's retry waits), and the last wish wins.
+    bool passthrough = false;
+    bool holding = false, want_hold = false, reoffering = false;
+    bool reoffer_failure_logged = false;
+    SdpSession reoffer;          // the offer of our re-INVITE in flight
+    bool reoffer_holds = false;  // ... and whether it holds the phone or resumes it
+    std::shared_ptr<asio::steady_timer> glare_timer;
     // What `sip show channels` shows, published from the loop.
     mutable std::mutex info_mu;
     CallSummary info;
@@ -175,8 +189,10 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     }
 
     // Applies a negotiated plan to the RTP session and the channel.
-    bool apply(const MediaPlan& p) {
-        bool was_held = plan && plan->on_hold();
+    // `peer_holds` overrides what the plan says about the peer holding us
+    // (an answer to our own hold re-INVITE is no hold of the peer's).
+    bool apply(const MediaPlan& p, std::optional<bool> peer_holds = std::nullopt) {
+        bool was_held = held;
         plan = p;
         if (auto c = chan()) c->set_native_format(p.format);
         if (rtp) {
@@ -209,7 +225,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
             if (!ec && !addr.is_unspecified() && v.remote_port) video_rtp->set_remote(addr, v.remote_port);
         }
         update_detection();
-        bool now_held = p.on_hold();
+        bool now_held = peer_holds.value_or(p.on_hold());
         if (now_held != was_held && state == State::up)
             if (auto c = chan()) {
                 c->on_indication(now_held ? Indication::hold : Indication::unhold);
@@ -254,7 +270,8 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
             auto self = weak.lock();
             if (ec || !self || self->state != State::up || !self->rtp) return;
             auto received = self->rtp->stats().packets_received;
-            if (received != self->seen_packets || self->held) {
+            // Either side holding may stop the phone's RTP.
+            if (received != self->seen_packets || self->held || self->holding || self->want_hold) {
                 self->seen_packets = received;
                 self->silent_for = std::chrono::seconds(0);
             } else if (++self->silent_for >= self->rtptimeout) {
@@ -287,6 +304,9 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
 
     void on_event(const CallEvent& e);
     void handle(const CallEvent& e);
+    void hold_peer(bool hold);
+    void send_reoffer();
+    void on_reoffer_answer(const CallEvent& e);
     void on_refer(const CallEvent& e);
     void on_reinvite(const CallEvent& e);
     void stats_to_variables();
@@ -313,8 +333,9 @@ void SipCall::on_reinvite(const CallEvent& e) {
         // An offerless re-INVITE: offer again; the answer comes in the ACK.
         ++local_version;
         local.session_version = std::to_string(local_version);
-        offer = make_offer(policy, local);
+        offer = make_offer(policy, local, holding ? Direction::sendonly : Direction::sendrecv);
         late_offer = true;
+        last_sdp = offer;
         a->call_respond(id, 200, "OK", format_sdp(offer));
         return;
     }
@@ -332,11 +353,86 @@ void SipCall::on_reinvite(const CallEvent& e) {
         a->call_respond(id, 488, "Not Acceptable Here");
         return;
     }
+    // While we hold the phone its own re-INVITE does not resume it.
+    if (holding) keep_holding(out.answer, out.plan);
     if (!apply(out.plan)) {
         a->call_respond(id, 488, "Not Acceptable Here");
         return;
     }
+    last_sdp = out.answer;
     a->call_respond(id, 200, "OK", format_sdp(out.answer));
+}
+
+// --- holding the phone (mohinterpret=passthrough) ---------------------------
+
+void SipCall::hold_peer(bool hold) {
+    want_hold = hold;
+    send_reoffer();
+}
+
+void SipCall::send_reoffer() {
+    if (reoffering || state != State::up || want_hold == holding || last_sdp.media.empty()) return;
+    auto id = outbound ? winner : (dialogs.empty() ? 0 : dialogs.front());
+    auto* a = agent();
+    if (!a || !id) return;
+    ++local_version;
+    local.session_version = std::to_string(local_version);
+    reoffer = hold_reoffer(last_sdp, want_hold, local.session_version);
+    reoffer_holds = want_hold;
+    reoffering = true;
+    log.debug("{}: re-INVITE ({}): the other party {}", name(), to_string(audio_direction(reoffer)),
+              want_hold ? "holds the call" : "resumes");
+    a->call_reinvite(id, format_sdp(reoffer));
+}
+
+void SipCall::on_reoffer_answer(const CallEvent& e) {
+    if (!reoffering) return;
+    bool hold = reoffer_holds;
+    if (e.status >= 200 && e.status < 300) {
+        reoffering = false;
+        holding = hold;
+        last_sdp = reoffer;
+        std::string error;
+        auto sdp = parse_sdp(e.sdp, &error);
+        std::optional<MediaPlan> p;
+        if (sdp) p = accept_answer(reoffer, *sdp, policy, &error);
+        if (p)
+            apply(*p, peer_holds_after(reoffer, *p, held));
+        else
+            log.notice("{}: the answer to our re-INVITE is unusable ({}); media unchanged", name(),
+                       e.sdp.empty() ? "no SDP" : error);
+        send_reoffer();  // the wish may have changed meanwhile
+        return;
+    }
+    // The offer never took effect: the next one may carry its version.
+    if (local.session_version == reoffer.session_version) local.session_version = std::to_string(--local_version);
+    if (e.status == 491) {
+        // Glare (RFC 3261 section 14.1): the phone sent its own re-INVITE at
+        // the same time. Try again after a random delay, in units of 10 ms:
+        // 2.1 to 4 s when we chose the Call-ID (our outgoing call), else up
+        // to 2 s; wishes queue behind it meanwhile.
+        std::random_device rd;
+        std::uniform_int_distribution<int> steps(outbound ? 210 : 0, outbound ? 400 : 200);
+        auto delay = std::chrono::milliseconds(10 * steps(rd));
+        log.debug("{}: re-INVITE met 491; again in {} ms", name(), delay.count());
+        glare_timer = std::make_shared<asio::steady_timer>(loop, delay);
+        glare_timer->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+            auto self = weak.lock();
+            if (ec || !self) return;
+            self->reoffering = false;
+            self->send_reoffer();
+        });
+        return;
+    }
+    // Refused: the call stays up, the phone keeps the state it knew, and a
+    // later hold or resume tries again.
+    reoffering = false;
+    want_hold = holding;
+    if (!reoffer_failure_logged) {
+        reoffer_failure_logged = true;
+        log.notice("{}: the phone refused our re-INVITE to {} it ({} {}); the call stays up", name(),
+                   hold ? "hold" : "resume", e.status, e.phrase);
+    }
 }
 
 void SipCall::on_event(const CallEvent& e) {
@@ -396,6 +492,7 @@ void SipCall::handle(const CallEvent& e) {
             state = State::up;
             watch_media();
             if (auto c = chan()) c->on_answered();
+            send_reoffer();  // a hold that came before the answer
             return;
         }
         case K::failed: {
@@ -406,6 +503,9 @@ void SipCall::handle(const CallEvent& e) {
         }
         case K::reinvite:
             on_reinvite(e);
+            return;
+        case K::reinvite_answered:
+            on_reoffer_answer(e);
             return;
         case K::refer:
             on_refer(e);
@@ -418,13 +518,14 @@ void SipCall::handle(const CallEvent& e) {
                 std::optional<MediaPlan> p;
                 if (sdp) p = accept_answer(offer, *sdp, policy, &error);
                 if (p) {
-                    apply(*p);
+                    apply(*p, peer_holds_after(offer, *p, held));
                     attach_media_handler();
                 } else {
                     log.notice("{}: the ACK's SDP is unusable ({}): hanging up", name(), error);
                     if (auto* a = agent()) a->call_hangup(e.call, 0);
                 }
             }
+            send_reoffer();  // a hold that came before the ACK
             return;
         case K::info: {
             std::uint32_t duration = 100;
@@ -579,6 +680,7 @@ public:
             c.hangup_channel(cause::normal_circuit_congestion);
             return;
         }
+        c.last_sdp = c.offer;
         auto sdp = format_sdp(c.offer);
         for (auto& inv : c.invites) {
             auto id = a->new_call_id();
@@ -609,6 +711,12 @@ public:
 
     void indicate(Channel&, Indication i) override {
         auto& c = *call_;
+        if (i == Indication::hold || i == Indication::unhold) {
+            // The other party holds or resumes: a passthrough phone is told
+            // by re-INVITE; for the others the core plays music.
+            if (c.passthrough && c.state != SipCall::State::ended) c.hold_peer(i == Indication::hold);
+            return;
+        }
         if (c.outbound || c.final_sent || c.state == SipCall::State::ended) return;
         switch (i) {
             case Indication::ringing:
@@ -670,6 +778,8 @@ public:
         if (inband_ && inband_->sending()) return;
         if (c.rtp && f.kind == FrameKind::voice) c.rtp->write(f);
     }
+
+    bool handles_hold() const override { return call_->passthrough; }
 
     RtpSession* rtp() override { return call_->rtp.get(); }
     RtpSession* video_rtp() override {
@@ -867,6 +977,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     call->reliable = offer.reliable;
     call->dtmfmode = ep->dtmfmode;
     call->mohsuggest = ep->mohsuggest;
+    call->passthrough = ep->moh_passthrough();
     call->faxdetect = ep->faxdetect;
     call->rtptimeout = ep->rtptimeout;
     call->policy = policy_of(ep);
@@ -928,6 +1039,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
             return;
         }
         call->answer_sdp = format_sdp(out.answer);
+        call->last_sdp = out.answer;
         call->plan = out.plan;
         if (!out.plan.video && call->video_rtp) {
             call->video_rtp->close();
@@ -944,6 +1056,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
         call->late_offer = true;
         call->offer = make_offer(call->policy, call->local);
         call->answer_sdp = format_sdp(call->offer);
+        call->last_sdp = call->offer;
     }
 
     auto chan = core_.create_channel("SIP", "SIP/" + ep->name, std::make_unique<SipDriver>(call), call->loop);
@@ -961,7 +1074,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     auto exten = offer.request_user.empty() ? std::string("s") : offer.request_user;
     chan->dialed_number() = exten;
     if (!ep->language.empty()) chan->language() = ep->language;
-    if (!ep->mohinterpret.empty()) chan->music_class() = ep->mohinterpret;
+    if (auto moh = ep->music_class(); !moh.empty()) chan->music_class() = moh;
     if (!ep->accountcode.empty()) chan->accountcode() = ep->accountcode;
     chan->set_variable("SIPCALLID", rq.call_id);
     chan->set_variable("SIPURI", rq.from_uri);
@@ -1042,6 +1155,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     call->policy = policy_of(ep);
     call->dtmfmode = ep ? ep->dtmfmode : "rfc4733";
     if (ep) call->mohsuggest = ep->mohsuggest;
+    if (ep) call->passthrough = ep->moh_passthrough();
     if (ep) call->faxdetect = ep->faxdetect;
     if (ep) call->rtptimeout = ep->rtptimeout;
 
@@ -1119,7 +1233,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
         return nullptr;
     }
     call->channel = chan;
-    if (ep && !ep->mohinterpret.empty()) chan->music_class() = ep->mohinterpret;
+    if (ep && !ep->music_class().empty()) chan->music_class() = ep->music_class();
     call->remote_party = call->invites.front().request_uri;
     {
         std::lock_guard lock(table_->mu);

@@ -334,6 +334,7 @@ struct SofiaAgent::Impl {
         bool answered = false;    // a 2xx went out or came in
         bool hangup = false;      // Tandem hung up: BYE a 2xx that crosses our CANCEL
         bool reliable = false;
+        bool reinviting = false;               // our re-INVITE awaits its final answer
         Transport transport = Transport::udp;  // what our Contact must name (TLS on)
         int auth_attempts = 0;
         std::string auth_user, auth_secret;
@@ -442,6 +443,7 @@ struct SofiaAgent::Impl {
                       const std::string& headers);
     void invite(std::uint64_t id, const OutgoingCall& c);
     void hangup_call(std::uint64_t id, int status);
+    void reinvite(std::uint64_t id, const std::string& sdp);
     void info(std::uint64_t id, const std::string& type, const std::string& body);
     void incoming_refer(nua_handle_t* nh, Dialog& d, const sip_t* sip, tagi_t tags[]);
     void refer_answer(std::uint64_t id, int status);
@@ -1004,6 +1006,13 @@ void SofiaAgent::Impl::call_event(nua_event_t event, int status, char const* phr
             if (status < 200) incoming_refer(nh, *d, sip, tags);
             return;
         case nua_r_invite: {
+            if (d->reinviting) {
+                // Ours, in an answered dialog: only its final answer matters.
+                if (status < 200) return;
+                d->reinviting = false;
+                if (!d->hangup) emit(*d, CallEvent::Kind::reinvite_answered, status, phrase, sip);
+                return;
+            }
             if (status < 200) {
                 if (status > 100 && !d->hangup) emit(*d, CallEvent::Kind::progress, status, phrase, sip);
                 return;
@@ -1123,6 +1132,21 @@ void SofiaAgent::Impl::hangup_call(std::uint64_t id, int status) {
     } else {
         nua_cancel(d.nh, TAG_END());
     }
+}
+
+void SofiaAgent::Impl::reinvite(std::uint64_t id, const std::string& sdp) {
+    auto it = dialogs.find(id);
+    if (it == dialogs.end()) return;
+    auto& d = *it->second;
+    if (!d.answered || d.hangup || d.reinviting) {
+        emit(d, CallEvent::Kind::reinvite_answered, d.reinviting ? 491 : 481);
+        return;
+    }
+    d.reinviting = true;
+    auto ours = contact(d.transport);
+    // On an established handle nua_invite() is a re-INVITE in its dialog.
+    nua_invite(d.nh, TAG_IF(!ours.empty(), SIPTAG_CONTACT_STR(ours.c_str())),
+               SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
 }
 
 void SofiaAgent::Impl::info(std::uint64_t id, const std::string& type, const std::string& body) {
@@ -1469,6 +1493,10 @@ void SofiaAgent::call_invite(std::uint64_t call, OutgoingCall invite) {
 
 void SofiaAgent::call_hangup(std::uint64_t call, int status) {
     impl_->push([impl = impl_.get(), call, status] { impl->hangup_call(call, status); });
+}
+
+void SofiaAgent::call_reinvite(std::uint64_t call, std::string sdp) {
+    impl_->push([impl = impl_.get(), call, b = std::move(sdp)] { impl->reinvite(call, b); });
 }
 
 void SofiaAgent::call_info(std::uint64_t call, std::string content_type, std::string body) {

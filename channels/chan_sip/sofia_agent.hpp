@@ -99,6 +99,9 @@ struct CallEvent {
         cancel,    // the caller cancelled before the answer (487 sent by the stack)
         refer,     // REFER in the dialog: answer with call_refer_answer(), report with call_notify()
         ended,     // the dialog is gone on the Sofia thread: nothing more comes
+        // The final answer to our re-INVITE (call_reinvite): 2xx with the
+        // SDP answer (the stack sends the ACK), 491 on glare, or a failure.
+        reinvite_answered,
     };
     std::uint64_t call = 0;
     Kind kind = Kind::ended;
@@ -182,6 +185,10 @@ public:
     // incoming INVITE, CANCEL to an unanswered outgoing one (BYE if its 2xx
     // crosses the CANCEL), BYE once answered. Nothing if already gone.
     void call_hangup(std::uint64_t call, int status);
+    // A re-INVITE with `sdp` as our offer in the answered dialog `call`; its
+    // final answer comes back as CallEvent::Kind::reinvite_answered (at once,
+    // with 481, when the dialog is not answered or is ending).
+    void call_reinvite(std::uint64_t call, std::string sdp);
     void call_info(std::uint64_t call, std::string content_type, std::string body);
     // Answers the REFER that `call` last reported (202, or a refusal).
     void call_refer_answer(std::uint64_t call, int status);
