@@ -15,6 +15,9 @@ the call on hold (re-INVITE a=sendonly, moh_hold.xml) and resumes it
    chose that leg's Call-ID) and the call goes on as in 1.
 3. 1002 refuses the hold (488): the call stays up, the refusal is logged
    once, no re-INVITE follows the resume, and the BYE ends both legs.
+4. The other way round: 1002 calls 1001, which holds and resumes the call
+   itself (hold_uas_holder.xml): 1002 gets the same two re-INVITEs in the
+   dialog of its own INVITE (hold_pass_uac.xml).
 
 Needs app_dial (skipped, and said so, when not built)."""
 import os
@@ -115,5 +118,18 @@ with t:
     check(t.log().count("refused our re-INVITE") - before == 1, "the refusal is logged once")
     check(not music, "no music when the phone refused the hold")
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left after the refused hold")
+
+    # --- 4. the passthrough phone is the caller ---------------------------------
+    a = Sink()
+    rc, out, holder = registered_uas(port, "1001", "hold_uas_holder", cwd=t.dir, timeout=30, rtp_port=a.port)
+    check(rc == 0, "1001 registers" + ("" if rc == 0 else ":\n" + out[-2000:]))
+    rc_b, out_b = sipp_call("hold_pass_uac", port, "1001", user="1002", timeout=25, cwd=t.dir)
+    rc_a, out_a = sipp_result(holder, timeout=30)
+    a.close()
+    check(rc_b == 0, "1002 (caller): re-INVITE a=sendonly (version 2) and a=sendrecv (version 3) in its dialog"
+          + ("" if rc_b == 0 else ":\n" + out_b[-3000:] + "\n" + t.log()[-3000:]))
+    check(rc_a == 0, "1001 (callee): its hold and resume answered a=recvonly and a=sendrecv, then the BYE"
+          + ("" if rc_a == 0 else ":\n" + out_a[-3000:]))
+    check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left after the caller's call")
 
 finish()
