@@ -592,9 +592,17 @@ void SipCall::on_refer(const CallEvent& e) {
     auto svc = service.lock();
     if (!a) return;
     const auto id = e.call;
+    // Every outcome is published as event::Transfer for observers.
+    event::Transfer outcome{std::string(transfer_kind(e.refer_to)), name(), c ? c->uniqueid() : ""};
+    auto report = [&](int status) {
+        outcome.ok = status == 200;
+        outcome.result = std::to_string(status);
+        if (c) c->core().events().publish(outcome);
+    };
     auto refuse = [&](int status, std::string_view why) {
         log.notice("{}: REFER to {} refused with {}: {}", name(), e.refer_to, status, why);
         a->call_refer_answer(id, status);
+        report(status);
     };
     if (!c || !svc || state != State::up || c->hungup()) return refuse(603, "the call is not up");
     auto settings = svc->settings();
@@ -614,6 +622,7 @@ void SipCall::on_refer(const CallEvent& e) {
     auto fail = [&](int status, std::string_view phrase, std::string_view why) {
         log.notice("{}: transfer of {} to {} failed: {}", c->name(), peer->name(), e.refer_to, why);
         a->call_notify(id, sipfrag(status, phrase), true);
+        report(status);
     };
 
     if (!target->replaces) {
@@ -621,6 +630,8 @@ void SipCall::on_refer(const CallEvent& e) {
         auto context = c->variable("TRANSFER_CONTEXT").value_or("");
         if (context.empty())
             context = !outbound ? c->context() : !ep->context.empty() ? ep->context : settings->general.context;
+        outcome.context = context;
+        outcome.exten = target->user;
         if (target->user.empty() || !core.dialplan_exists(context, target->user, 1, peer->caller().number))
             return fail(404, "Not Found", fmt::format("no extension {}@{}", target->user, context));
         log.info("{}: blind transfer of {} to {}@{}", c->name(), peer->name(), target->user, context);
@@ -628,6 +639,7 @@ void SipCall::on_refer(const CallEvent& e) {
         transferred = true;
         core.redirect(peer, Channel::Redirect{context, target->user, 1, nullptr});
         a->call_notify(id, sipfrag(200, "OK"), true);
+        report(200);
         return;
     }
 
@@ -644,6 +656,7 @@ void SipCall::on_refer(const CallEvent& e) {
     if (!target_peer || target_peer->hungup() || other_chan->hungup() || other.get() == this ||
         target_peer->peer_name() != other_chan->name())
         return fail(481, "Call/Transaction Does Not Exist", "the call the Replaces names is not connected here");
+    outcome.target_channel = target_peer->name();
     if (&other->loop != &loop || &target_peer->loop() != &loop || target_peer == peer)
         return fail(503, "Service Unavailable", "the two calls live on different event loops");
     // The new bridge is driven by a leg that runs a dialplan; the other
@@ -662,6 +675,7 @@ void SipCall::on_refer(const CallEvent& e) {
     target_peer->set_variable("ATTENDEDTRANSFER", c->name());
     transferred = true;
     a->call_notify(id, sipfrag(200, "OK"), true);
+    report(200);
 }
 
 // --- the driver ------------------------------------------------------------

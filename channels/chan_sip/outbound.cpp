@@ -95,4 +95,43 @@ std::string_view to_string(RegistryState s) {
     return "Unregistered";
 }
 
+std::string_view registry_event_status(RegistryState s) {
+    switch (s) {
+        case RegistryState::registered:
+            return "Registered";
+        case RegistryState::rejected:
+            return "Rejected";
+        case RegistryState::timeout:
+        case RegistryState::failed:
+            return "Failed";
+        case RegistryState::unregistered:
+            return "Unregistered";
+        case RegistryState::request_sent:
+        case RegistryState::auth_sent:
+            break;
+    }
+    return {};
+}
+
+std::optional<event::Registry> RegistryEvents::change(const RegistryEntry& e) {
+    auto status = registry_event_status(e.state);
+    if (status.empty()) return std::nullopt;
+    {
+        std::lock_guard lock(mu_);
+        auto it = last_.find(e.key);
+        if (e.state == RegistryState::unregistered) {
+            if (it == last_.end()) return std::nullopt;
+            last_.erase(it);
+        } else if (it != last_.end() && it->second == status) {
+            return std::nullopt;
+        } else {
+            last_.insert_or_assign(e.key, std::string(status));
+        }
+    }
+    std::string cause;
+    if (e.state != RegistryState::registered && e.state != RegistryState::unregistered && e.status >= 300)
+        cause = e.reason.empty() ? std::to_string(e.status) : fmt::format("{} {}", e.status, e.reason);
+    return event::Registry{"SIP", e.endpoint, e.host, e.user, std::string(status), std::move(cause)};
+}
+
 }  // namespace tandem::sip

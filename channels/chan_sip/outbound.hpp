@@ -7,11 +7,19 @@
 // the secret, lets the stack refresh before expiry, retries with a growing
 // delay after a failure and unregisters on stop.
 //
-// Threading: plain values, no shared state.
+// RegistryEvents turns the agent's reports into event::Registry, one per
+// change of the published status, so a trunk that keeps failing the same way
+// on every retry is announced once.
+//
+// Threading: plain values; RegistryEvents locks itself.
 #pragma once
+
+#include <tandem/events.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,9 +64,28 @@ struct RegistryEntry {
     std::uint16_t port = 5060;
     RegistryState state = RegistryState::unregistered;
     int status = 0;                 // last final answer, 0 if none
+    std::string reason;             // its phrase ("Forbidden")
+    std::string endpoint;           // the peer whose register=yes made it, or ""
     std::int64_t expires_at = 0;    // wall clock, seconds; 0 when not registered
     std::int64_t next_attempt = 0;  // wall clock, seconds; 0 when none is planned
     int failures = 0;
+};
+
+// What an integrator sees of a RegistryState: "Registered", "Rejected",
+// "Failed" (timeout, 408/503, given up), "Unregistered"; "" while a request
+// is under way.
+std::string_view registry_event_status(RegistryState s);
+
+class RegistryEvents {
+public:
+    // The event to publish for this report, if its status differs from the
+    // last one published for the same registration. "Unregistered" is
+    // published only for a registration that published something before.
+    std::optional<event::Registry> change(const RegistryEntry& e);
+
+private:
+    std::mutex mu_;
+    std::map<std::string, std::string, std::less<>> last_;  // key -> status published
 };
 
 }  // namespace tandem::sip

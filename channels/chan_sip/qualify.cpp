@@ -116,6 +116,16 @@ std::vector<QualifyTarget> QualifyTable::due(const Settings& s, const std::vecto
 
 std::optional<std::string> QualifyTable::report(const std::string& key, std::optional<std::chrono::milliseconds> rtt,
                                                 Clock::time_point now) {
+    event::PeerStatus change;
+    auto line = report_locked(key, rtt, now, change);
+    // Subscribers run after the lock is released: one may well ask for the table.
+    if (auto* bus = events_.load(); line && bus) bus->publish(std::move(change));
+    return line;
+}
+
+std::optional<std::string> QualifyTable::report_locked(const std::string& key,
+                                                       std::optional<std::chrono::milliseconds> rtt,
+                                                       Clock::time_point now, event::PeerStatus& change) {
     std::lock_guard lock(mu_);
     auto it = entries_.find(key);
     if (it == entries_.end()) return std::nullopt;
@@ -131,6 +141,11 @@ std::optional<std::string> QualifyTable::report(const std::string& key, std::opt
     if (before == e.status.state) return std::nullopt;
     if (before == Reachability::unknown && e.status.state == Reachability::reachable && e.manual) return std::nullopt;
     auto& t = e.status.target;
+    change = event::PeerStatus{"SIP", t.endpoint,
+                               !rtt                                     ? "Unreachable"
+                               : e.status.state == Reachability::lagged ? "Lagged"
+                                                                        : "Reachable",
+                               t.uri, rtt ? static_cast<int>(rtt->count()) : -1};
     if (!rtt) return fmt::format("{} ({}) is UNREACHABLE", t.endpoint, t.uri);
     return fmt::format("{} ({}) is {} ({} ms)", t.endpoint, t.uri,
                        e.status.state == Reachability::lagged ? "LAGGED" : "reachable", rtt->count());

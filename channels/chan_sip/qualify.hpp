@@ -4,8 +4,9 @@
 // hosts of qualify=yes peers. Every qualifyfreq each is sent an OPTIONS (by
 // the Sofia thread); any answer means reachable, with the round trip measured;
 // an answer slower than the endpoint's limit is "lagged"; no answer by the
-// limit is "unreachable". A change of state is logged. `sip qualify NAME`
-// asks for one probe now, even when qualify=no.
+// limit is "unreachable". A change of state is logged and, when an event bus
+// is set, published as event::PeerStatus (once per change, after the lock is
+// released). `sip qualify NAME` asks for one probe now, even when qualify=no.
 //
 // Threading: every member is safe from any thread (one lock).
 #pragma once
@@ -14,6 +15,9 @@
 #include "registrar.hpp"
 #include "settings.hpp"
 
+#include <tandem/events.hpp>
+
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -57,6 +61,8 @@ public:
     // Returns a line to log when the state changed.
     std::optional<std::string> report(const std::string& key, std::optional<std::chrono::milliseconds> rtt,
                                       Clock::time_point now);
+    // Where state changes are published (none by default); set before use.
+    void set_events(EventBus* bus) { events_.store(bus); }
     // Probe every target of `endpoint` at the next due() (even with qualify=no).
     void request(std::string_view endpoint);
     void forget_in_flight();
@@ -73,8 +79,11 @@ private:
         bool in_flight = false;
         bool manual = false;  // exists only for a one-off `sip qualify`
     };
+    std::optional<std::string> report_locked(const std::string& key, std::optional<std::chrono::milliseconds> rtt,
+                                             Clock::time_point now, event::PeerStatus& change);
     static std::vector<QualifyTarget> targets_of(const Endpoint& e, const std::vector<Binding>& bindings);
 
+    std::atomic<EventBus*> events_{nullptr};
     mutable std::mutex mu_;
     std::map<std::string, Entry, std::less<>> entries_;
     std::set<std::string, std::less<>> requested_;

@@ -126,6 +126,12 @@ void Registrar::erase(const Binding& b) {
     if (store_) store_->del(family_of(b.endpoint), b.store_key());
 }
 
+void Registrar::publish(const std::vector<Binding>& bindings, std::string_view status) const {
+    auto* bus = events_.load();
+    if (!bus) return;
+    for (auto& b : bindings) bus->publish(event::PeerStatus{"SIP", b.endpoint, std::string(status), b.source.str()});
+}
+
 std::size_t Registrar::restore(const Settings& s, std::int64_t now) {
     if (!store_) return 0;
     std::size_t kept = 0, dropped = 0;
@@ -188,7 +194,8 @@ SipResponse Registrar::apply(const SipRequest& rq, const Endpoint& ep, const Gen
         }
     }
 
-    std::vector<std::string> notes;  // logged once the lock is released
+    std::vector<std::string> notes;            // logged once the lock is released
+    std::vector<Binding> registered, removed;  // published once the lock is released
     SipResponse ok(200, "OK");
     {
         std::lock_guard lock(mu_);
@@ -198,6 +205,7 @@ SipResponse Registrar::apply(const SipRequest& rq, const Endpoint& ep, const Gen
                 erase(b);
                 notes.push_back(fmt::format("{} unregistered {} (Contact: *)", ep.name, b.contact));
             }
+            removed.insert(removed.end(), list.begin(), list.end());
             list.clear();
         }
         // RFC 3261 §10.3 step 7: a request older than the binding it touches fails whole.
@@ -214,6 +222,7 @@ SipResponse Registrar::apply(const SipRequest& rq, const Endpoint& ep, const Gen
                 if (it != list.end()) {
                     erase(*it);
                     notes.push_back(fmt::format("{} unregistered {}", ep.name, it->contact));
+                    removed.push_back(std::move(*it));
                     list.erase(it);
                 }
                 continue;
@@ -240,6 +249,7 @@ SipResponse Registrar::apply(const SipRequest& rq, const Endpoint& ep, const Gen
             b.path = rq.path;
             save(b);
             touched.push_back(b.contact);
+            if (fresh) registered.push_back(b);
             if (fresh)
                 notes.push_back(fmt::format("{} registered {} from {}/{} for {} s ({})", ep.name, b.contact,
                                             b.source.str(), to_string(b.transport), ch.expires,
@@ -260,6 +270,7 @@ SipResponse Registrar::apply(const SipRequest& rq, const Endpoint& ep, const Gen
             erase(*victim);
             notes.push_back(
                 fmt::format("{} has more than {} contacts: dropped {}", ep.name, ep.max_contacts, victim->contact));
+            removed.push_back(std::move(*victim));
             list.erase(victim);
         }
 
@@ -275,12 +286,14 @@ SipResponse Registrar::apply(const SipRequest& rq, const Endpoint& ep, const Gen
     if (!rq.path.empty() && rq.supports("path"))
         for (auto& p : rq.path) ok.add("Path", p);
     for (auto& n : notes) log_.info("{}", n);
+    publish(removed, "Unregistered");
+    publish(registered, "Registered");
     return ok;
 }
 
 std::vector<Binding> Registrar::expire(std::int64_t now) {
     std::vector<Binding> gone;
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     for (auto it = by_endpoint_.begin(); it != by_endpoint_.end();) {
         auto& list = it->second;
         for (auto b = list.begin(); b != list.end();) {
@@ -294,12 +307,14 @@ std::vector<Binding> Registrar::expire(std::int64_t now) {
         }
         it = list.empty() ? by_endpoint_.erase(it) : std::next(it);
     }
+    lock.unlock();
+    publish(gone, "Unregistered");
     return gone;
 }
 
 std::vector<Binding> Registrar::prune(const Settings& s) {
     std::vector<Binding> gone;
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     for (auto it = by_endpoint_.begin(); it != by_endpoint_.end();) {
         const Endpoint* ep = s.find(it->first);
         if (ep && ep->can_register()) {
@@ -312,6 +327,8 @@ std::vector<Binding> Registrar::prune(const Settings& s) {
         }
         it = by_endpoint_.erase(it);
     }
+    lock.unlock();
+    publish(gone, "Unregistered");
     return gone;
 }
 

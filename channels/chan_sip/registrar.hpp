@@ -12,16 +12,24 @@
 // `Contact: *` with Expires: 0, a query without Contact, +sip.instance to
 // replace a device's old contact, and maxcontacts (the soonest to expire go).
 //
+// With an event bus set, a device's new binding is published as
+// event::PeerStatus "Registered" and every binding that goes away (removed,
+// expired, pushed out by maxcontacts, its endpoint gone) as "Unregistered";
+// refreshes publish nothing.
+//
 // Threading: every member is safe from any thread (one lock; the store's
-// writes do not wait for the disk).
+// writes do not wait for the disk; events are published after the lock is
+// released).
 #pragma once
 
 #include "message.hpp"
 #include "settings.hpp"
 
+#include <tandem/events.hpp>
 #include <tandem/kvstore.hpp>
 #include <tandem/log.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -61,6 +69,8 @@ public:
 
     // Where bindings are persisted (none in `tandem -t`); set before use.
     void set_store(KvStore* store) { store_ = store; }
+    // Where registrations and their ends are published (none by default).
+    void set_events(EventBus* bus) { events_.store(bus); }
 
     // Loads stored bindings of endpoints that may register; expired or
     // orphaned ones are deleted from the store. Returns how many were kept.
@@ -81,9 +91,11 @@ public:
 private:
     void save(const Binding& b);
     void erase(const Binding& b);
+    void publish(const std::vector<Binding>& bindings, std::string_view status) const;
 
     Log log_;
     KvStore* store_;
+    std::atomic<EventBus*> events_{nullptr};
     mutable std::mutex mu_;
     std::map<std::string, std::vector<Binding>, std::less<>> by_endpoint_;
 };

@@ -62,6 +62,8 @@ std::vector<std::string> SipService::set_settings(std::shared_ptr<const Settings
 void SipService::start() {
     auto s = settings_.load();
     registrar_.set_store(&core_.kv());
+    registrar_.set_events(&core_.events());
+    qualify_.set_events(&core_.events());
     registrar_.restore(*s, wall_now());
 
     AgentConfig config;
@@ -90,6 +92,9 @@ void SipService::start() {
     cb.on_probe_result = [this](ProbeResult r) { probe_result(r); };
     cb.on_invite = [this](CallOffer offer) { calls_.on_invite(std::move(offer)); };
     cb.on_call_event = [this](CallEvent e) { calls_.on_event(std::move(e)); };
+    cb.on_registry_change = [this, seen = std::make_shared<RegistryEvents>()](RegistryEntry e) {
+        if (auto ev = seen->change(e)) core_.events().publish(std::move(*ev));
+    };
     std::string error;
     if (!agent_.start(config, std::move(cb), error)) throw std::runtime_error(error);
     agent_.set_registrations(s->registrations);

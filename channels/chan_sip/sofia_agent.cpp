@@ -1256,6 +1256,7 @@ void SofiaAgent::Impl::set_registrations(const std::vector<OutboundRegistration>
         o.entry.host = w.host;
         o.entry.port = w.port;
         o.entry.user = w.user;
+        o.entry.endpoint = w.endpoint;
         start_registration(o);
     }
     publish_registry();
@@ -1285,6 +1286,11 @@ void SofiaAgent::Impl::start_registration(Outbound& o) {
 }
 
 void SofiaAgent::Impl::end_registration(Outbound& o) {
+    if (callbacks.on_registry_change) {
+        auto gone = o.entry;
+        gone.state = RegistryState::unregistered;
+        callbacks.on_registry_change(std::move(gone));
+    }
     if (!o.nh) return;
     outbound_by_nh.erase(o.nh);
     if (o.entry.state == RegistryState::registered) {
@@ -1349,7 +1355,6 @@ void SofiaAgent::Impl::registration_answer(nua_handle_t* nh, int status, const c
 }
 
 void SofiaAgent::Impl::registration_failed(Outbound& o, int status, const char* phrase) {
-    bool was_up = o.entry.state == RegistryState::registered;
     if (o.nh) {
         outbound_by_nh.erase(o.nh);
         nua_handle_destroy(o.nh);
@@ -1357,6 +1362,7 @@ void SofiaAgent::Impl::registration_failed(Outbound& o, int status, const char* 
     }
     ++o.entry.failures;
     o.entry.status = status;
+    o.entry.reason = phrase ? phrase : "";
     o.entry.expires_at = 0;
     o.entry.state = status == 408 || status == 503 ? RegistryState::timeout : RegistryState::rejected;
     if (o.config.attempts > 0 && o.entry.failures >= o.config.attempts) {
@@ -1373,7 +1379,7 @@ void SofiaAgent::Impl::registration_failed(Outbound& o, int status, const char* 
                     delay.count());
     }
     publish_registry();
-    if ((was_up || o.entry.failures == 1) && callbacks.on_registry_change) callbacks.on_registry_change(o.entry);
+    if (callbacks.on_registry_change) callbacks.on_registry_change(o.entry);
 }
 
 void SofiaAgent::Impl::unregistration_answer(nua_handle_t* nh, int status, const sip_t* sip) {

@@ -147,7 +147,8 @@ public:
         // An initial INVITE; every later event of its dialog goes to on_call_event.
         std::function<void(CallOffer)> on_invite;
         std::function<void(CallEvent)> on_call_event;
-        // An outbound registration changed state (registered, rejected, ...).
+        // An outbound registration changed state (registered, rejected, ...);
+        // every failure is reported, and the end of one (unregistered).
         std::function<void(RegistryEntry)> on_registry_change;
     };
 

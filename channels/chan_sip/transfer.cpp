@@ -122,4 +122,9 @@ std::string sipfrag(int status, std::string_view phrase) {
     return fmt::format("SIP/2.0 {} {}", status, phrase);
 }
 
+std::string_view transfer_kind(std::string_view refer_to) {
+    auto t = parse_refer_to(refer_to);
+    return t && t->replaces ? "attended" : "blind";
+}
+
 }  // namespace tandem::sip

@@ -45,4 +45,8 @@ std::optional<ReferTarget> parse_refer_to(std::string_view uri);
 // A message/sipfrag body line for a NOTIFY: "SIP/2.0 200 OK".
 std::string sipfrag(int status, std::string_view phrase);
 
+// What event::Transfer calls a REFER: "attended" when its Refer-To carries a
+// Replaces that parses, else "blind".
+std::string_view transfer_kind(std::string_view refer_to);
+
 }  // namespace tandem::sip

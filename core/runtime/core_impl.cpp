@@ -11,6 +11,7 @@
 #include "media/translate.hpp"
 #include "rtp/engine.hpp"
 #include "runtime/builtin_commands.hpp"
+#include "runtime/event_log.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -223,6 +224,7 @@ bool CoreImpl::start(std::vector<std::string>& problems) {
     running_ = true;  // from here on, shutdown() has threads to stop
 
     register_builtin_commands(*this, core_registrations_);
+    register_event_log(*this, core_registrations_);
     register_media_commands(*this, core_registrations_);
     register_file_commands(*this, core_registrations_);
     register_resamplers(*this, core_registrations_);

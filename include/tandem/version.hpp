@@ -15,7 +15,8 @@
 #define TANDEM_VERSION "0.1.0"
 
 // Bumped whenever a public header changes in a way that breaks binaries.
-#define TANDEM_SDK_REVISION 5
+// 6: the event bus gained PeerStatus, Registry and Transfer (a larger Event variant).
+#define TANDEM_SDK_REVISION 6
 
 #define TANDEM_STRINGIFY2(x) #x
 #define TANDEM_STRINGIFY(x) TANDEM_STRINGIFY2(x)
