@@ -22,8 +22,9 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import MODULE_DIR, Tandem, check, finish  # noqa: E402
-from siptest import (HERE, SECRETS, SIPP, UdpPeer, append_file, edits, free_port, link_pcaps,  # noqa: E402
-                     phones_context, request, rtp_sessions, sipp_call, sipp_result, sipp_uas, status_of, use_port)
+from siptest import (HERE, SECRETS, SIPP, UdpPeer, append_file, edits, free_media_port, free_port,  # noqa: E402
+                     link_pcaps, phones_context, request, rtp_sessions, sipp_call, sipp_result, sipp_uas, status_of,
+                     use_port)
 
 if MODULE_DIR and not os.path.exists(os.path.join(MODULE_DIR, "app_dial.so")):
     print("skipped: app_dial is not built")
@@ -53,7 +54,7 @@ def logged_call(t, port, exten, name):
     log = os.path.join(t.dir, name + ".log")
     cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, "xfer_call.xml"), "-m", "1",
            "-s", exten, "-au", "1001", "-ap", SECRETS["1001"], "-key", "caller", "1001",
-           "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port()),
+           "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_media_port()),
            "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_logs", "-log_file", log]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
 
@@ -75,7 +76,7 @@ def transferer(t, port, exten, refer_to, hold_ms, name, background=False):
     log = os.path.join(t.dir, name + ".log")
     cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, "xfer_refer.xml"), "-m", "1",
            "-s", exten, "-au", "1001", "-ap", SECRETS["1001"], "-key", "caller", "1001", "-key", "refer_to", refer_to,
-           "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port()), "-d", str(hold_ms),
+           "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_media_port()), "-d", str(hold_ms),
            "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_logs", "-log_file", log]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
     proc.final = lambda: final_status(log)

@@ -19,8 +19,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import MODULE_DIR, Tandem, check, finish  # noqa: E402
-from siptest import (HERE, SECRETS, SIPP, edits, endpoint_options, free_port, link_pcaps,  # noqa: E402
-                     registered_uas, rtp_flowing, sipp_result, use_port)
+from siptest import (HERE, SECRETS, SIPP, edits, endpoint_options, free_media_port, free_port,  # noqa: E402
+                     link_pcaps, registered_uas, rtp_flowing, sipp_result, use_port)
 
 if MODULE_DIR and not os.path.exists(os.path.join(MODULE_DIR, "app_dial.so")):
     print("skipped: app_dial is not built")
@@ -50,7 +50,7 @@ def start_caller(t, port, scenario, vport, hold_ms):
     return subprocess.Popen([SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, scenario + ".xml"), "-m", "1",
                              "-s", "1002", "-au", "1001", "-ap", SECRETS["1001"], "-key", "caller", "1001",
                              "-key", "vport", str(vport), "-i", "127.0.0.1", "-p", str(free_port()), "-t", "u1",
-                             "-mp", str(free_port()), "-d", str(hold_ms), "-timeout", "20s", "-timeout_error",
+                             "-mp", str(free_media_port()), "-d", str(hold_ms), "-timeout", "20s", "-timeout_error",
                              "-nostdin", "-trace_err", "-trace_logs"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
 

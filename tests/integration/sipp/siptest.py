@@ -37,6 +37,29 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+def free_media_port():
+    """A port X free for UDP with X+1 to X+3 free too, for SIPp's -mp X: it
+    binds X and X+1 for audio RTP and RTCP, X+2 and X+3 for video. With
+    free_port() alone the video ports could belong to someone else, and SIPp
+    would fail to start."""
+    for _ in range(50):
+        port = free_port()
+        if port + 3 > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(port + 1, port + 4):
+                socks.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                socks[-1].bind(("127.0.0.1", p))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no four free ports in a row")
+
+
 def use_port(port, **general):
     """An edit= hook for harness.Tandem: listen on `port` and set other
     [general] options of the sample sip.conf (replaced where the sample sets
@@ -93,7 +116,7 @@ def sipp_call(scenario, port, exten, user="1001", password=None, local_port=None
     cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, scenario + ".xml"), "-m", "1",
            "-s", exten, "-au", user, "-ap", password,
            "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", "u1",
-           "-mp", str(media_port or free_port()),
+           "-mp", str(media_port or free_media_port()),
            "-d", str(hold_ms), "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-trace_err"]
     for k, v in keys.items():
         cmd += ["-key", k, v]
@@ -119,7 +142,7 @@ def sipp_uas(scenario, port, cwd=None, echo=False, timeout=30, trace_err=False, 
     `echo` sends the caller's RTP back; keyword arguments become scenario
     keys."""
     cmd = [SIPP, "-sf", os.path.join(HERE, scenario + ".xml"), "-i", "127.0.0.1", "-p", str(port),
-           "-mp", str(free_port()), "-m", "1", "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"]
+           "-mp", str(free_media_port()), "-m", "1", "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"]
     if echo:
         cmd.append("-rtp_echo")
     if trace_err:
