@@ -21,6 +21,17 @@
 #include <thread>
 
 namespace fs = std::filesystem;
+
+#ifdef TANDEM_WITH_JEMALLOC
+// jemalloc's settings, read once at start-up. A background thread returns
+// freed pages to the system after a few seconds even when the thread that
+// freed them goes idle (Sofia-SIP's transactions end in bursts, 32 s after a
+// call is set up); one such thread, so the thread count stays fixed.
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "background_thread:true,max_background_threads:1,dirty_decay_ms:5000,muzzy_decay_ms:0";
+}
+#endif
 using tandem::CoreImpl;
 using tandem::LogLevel;
 
@@ -198,6 +209,7 @@ int main(int argc, char** argv) {
     tandem::StartOptions opts;
     opts.config_dir = config_dir;
     opts.terminal_level = console ? LogLevel::off : level;
+    opts.terminal_level_explicit = verbosity != 0;
     CoreImpl core(opts);
     std::vector<std::string> problems;
     if (!core.start(problems)) {

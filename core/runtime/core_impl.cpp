@@ -161,6 +161,10 @@ bool CoreImpl::read_main_config(std::vector<std::string>& problems) {
         for (int i = 0; i < loops; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
     }
     if (!options_.checking) {
+        if (!options_.terminal_level_explicit && options_.terminal_level != LogLevel::off) {
+            LogLevel lvl = LogLevel::info;
+            if (parse_log_level(opts.str("verbose"), lvl)) sink_.set_terminal_level(lvl);
+        }
         auto logfile = opts.str("logfile");
         if (!logfile.empty()) {
             LogLevel lvl = LogLevel::info;

@@ -44,6 +44,8 @@ struct Snapshot;
 struct StartOptions {
     std::filesystem::path config_dir = "/etc/tandem";
     LogLevel terminal_level = LogLevel::info;
+    // false: tandem.conf's `verbose` decides (no -v/-q on the command line).
+    bool terminal_level_explicit = true;
     bool checking = false;       // tandem -t: validate only
     bool control_socket = true;  // listen for consoles
     std::optional<int> loops;    // overrides tandem.conf
