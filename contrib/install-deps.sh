@@ -9,7 +9,7 @@ packages=(
   libsqlite3-dev libedit-dev
   libspandsp-dev libopus-dev libspeex-dev libspeexdsp-dev libbcg729-dev libsndfile1-dev
   libsofia-sip-ua-dev libssl-dev sip-tester
-  libsrtp2-dev
+  libsrtp2-dev libjemalloc-dev
   baresip-core openssl
   espeak-ng sox lame
   procps python3

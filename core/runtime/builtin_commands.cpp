@@ -4,6 +4,7 @@
 #include "dialplan/engine.hpp"
 #include "loader/module_loader.hpp"
 #include "runtime/core_impl.hpp"
+#include "runtime/memory_stats.hpp"
 
 #include <tandem/kvstore.hpp>
 
@@ -103,6 +104,18 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
         [](CliRequest& r) -> awaitable<int> {
             r.out.print("Tandem {} (SDK {}) built with {} on {} {}\n", TANDEM_VERSION, TANDEM_ABI_TAG, __VERSION__,
                         __DATE__, __TIME__);
+            co_return cli_status::ok;
+        });
+
+    add({"core", "show", "memory"}, "Show the memory the process holds", "Usage: core show memory",
+        [&core](CliRequest& r) -> awaitable<int> {
+            auto m = memory_stats();
+            auto kib = [](std::uint64_t b) { return fmt::format("{} KiB", b / 1024); };
+            r.out.print("  {:<28} {}\n", "Allocator:", m.allocator);
+            r.out.print("  {:<28} {}\n", "Heap in use:", kib(m.in_use));
+            if (m.resident) r.out.print("  {:<28} {}\n", "Heap resident:", kib(m.resident));
+            r.out.print("  {:<28} {}\n", "Process resident (RSS):", kib(m.rss));
+            r.out.print("  {:<28} {}\n", "Channels:", core.channel_count());
             co_return cli_status::ok;
         });
 

@@ -1,5 +1,6 @@
 """The PBX starts with the sample configs, answers the console, checks config, stops."""
 import os
+import re
 import subprocess
 
 from harness import BIN, Tandem, check, finish
@@ -34,6 +35,29 @@ with t:
     check(rc == 0, f"SIGTERM stops cleanly (exit {rc})")
     check(not os.path.exists(t.path("run", "tandem.ctl")), "socket removed at stop")
     check(not os.path.exists(t.path("run", "tandem.pid")), "pid file removed at stop")
+    check(any(" INFO " in l for l in t.log().splitlines()), "with verbose = info the terminal shows INFO lines")
+
+# tandem.conf's verbose decides the terminal's level when -v/-q are not given.
+def quiet(conf):
+    path = os.path.join(conf, "tandem.conf")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(re.sub(r"(?m)^verbose\s*=.*$", "verbose = warning", text))
+
+t = Tandem(edit=quiet)
+with t:
+    status, out = t.rx("core show settings")
+    check("Log level (terminal):" in out and "warning" in out, "core show settings reports verbose = warning")
+    status, out = t.rx("core show memory")
+    m = {k.strip(): v.strip() for k, v in (l.split(":", 1) for l in out.splitlines() if ":" in l)}
+    check(status == 0 and m.get("Allocator") in ("jemalloc", "glibc"), f"core show memory names the allocator: {out!r}")
+    used = int(m.get("Heap in use", "0 KiB").split()[0])
+    rss = int(m.get("Process resident (RSS)", "0 KiB").split()[0])
+    check(0 < used < rss, f"heap in use ({used} KiB) is positive and below the RSS ({rss} KiB)")
+    t.stop()
+    info_lines = [l for l in t.log().splitlines() if " INFO " in l]
+    check(not info_lines, f"with verbose = warning no INFO line reaches the terminal: {info_lines[:3]}")
 
 # tandem -t on the sample configuration, then on broken ones.
 t = Tandem()
