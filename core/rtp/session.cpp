@@ -63,6 +63,25 @@ std::uint32_t clock_of(Format f) {
 
 }  // namespace
 
+// What the receive path needs of a format, computed once for all sessions.
+const SessionImpl::PayloadInfo& SessionImpl::payload_info(Format f) {
+    static const auto table = [] {
+        std::array<PayloadInfo, static_cast<std::size_t>(Format::count_)> t{};
+        for (std::size_t i = 1; i < t.size(); ++i) {
+            auto format = static_cast<Format>(i);
+            auto& pi = t[i];
+            pi.format = format;
+            pi.clock = clock_of(format);
+            auto rate = format_info(format).sample_rate;
+            pi.rate = rate ? rate : pi.clock;
+            pi.bytes_per_1440 = static_cast<std::uint32_t>(format_bytes(format, 1440));
+        }
+        return t;
+    }();
+    auto i = static_cast<std::size_t>(f);
+    return table[i < table.size() ? i : 0];
+}
+
 SessionImpl::SessionImpl(std::shared_ptr<SessionList> list, asio::io_context& loop,
                          std::shared_ptr<LoopScratch> scratch, udp::socket rtp, udp::socket rtcp, std::string name,
                          const SessionConfig& cfg, const Log& log)
@@ -216,7 +235,7 @@ void SessionImpl::handle_rtp(std::uint8_t* data, std::size_t len, const sockaddr
                 std::memory_order_relaxed);
 
     const bool is_dtmf = h.pt == dtmf_rx_pt_;
-    const PayloadInfo& pi = rx_map_[h.pt];
+    const PayloadInfo& pi = payload_info(rx_map_[h.pt]);
     if (!is_dtmf && pi.format == Format::none) {
         unknown_payload_.add();
         return;
@@ -512,20 +531,20 @@ void SessionImpl::build_relay_map() {
     auto* peer = relay_peer_;
     if (!peer) return;
     for (std::size_t pt = 0; pt < 128; ++pt) {
-        auto f = rx_map_[pt].format;
+        auto f = rx_map_[pt];
         if (f == Format::none) continue;
         if (f == peer->send_format_) {
-            relay_pt_[pt] = peer->send_pt_;
+            relay_pt_[pt] = static_cast<std::int8_t>(peer->send_pt_ & 0x7f);
             continue;
         }
         for (std::size_t q = 0; q < 128; ++q)
-            if (peer->rx_map_[q].format == f) {
-                relay_pt_[pt] = static_cast<std::int16_t>(q);
+            if (peer->rx_map_[q] == f) {
+                relay_pt_[pt] = static_cast<std::int8_t>(q);
                 break;
             }
     }
     if (dtmf_rx_pt_ >= 0)
-        relay_pt_[static_cast<std::size_t>(dtmf_rx_pt_)] = static_cast<std::int16_t>(peer->dtmf_tx_pt_);
+        relay_pt_[static_cast<std::size_t>(dtmf_rx_pt_)] = static_cast<std::int8_t>(peer->dtmf_tx_pt_);
 }
 
 void SessionImpl::relay_packet(std::uint8_t* data, std::size_t len, const RtpHeader& h, std::size_t& relay_count,
@@ -557,7 +576,7 @@ void SessionImpl::relay_packet(std::uint8_t* data, std::size_t len, const RtpHea
     }
     if (h.pt != dtmf_rx_pt_) {
         b->ts_ = ts;
-        b->next_ts_ = ts + rx_map_[h.pt].clock * b->ptime_ms_ / 1000;
+        b->next_ts_ = ts + payload_info(rx_map_[h.pt]).clock * b->ptime_ms_ / 1000;
     }
     b->sent_any_ = true;
     b->last_send_ = now;
@@ -621,18 +640,13 @@ std::string SessionImpl::describe_remote() const {
 
 void SessionImpl::map_payload(std::uint8_t pt, Format format) {
     if (pt >= 128) return;
-    auto& pi = rx_map_[pt];
-    pi.format = format;
-    auto& fi = format_info(format);
-    pi.clock = clock_of(format);
-    pi.rate = fi.sample_rate ? fi.sample_rate : pi.clock;
-    pi.bytes_per_1440 = static_cast<std::uint32_t>(format_bytes(format, 1440));
+    rx_map_[pt] = format;
     if (relay_peer_) build_relay_map();
     if (relay_from_) relay_from_->build_relay_map();
 }
 
 void SessionImpl::clear_payloads() {
-    rx_map_.fill(PayloadInfo{});
+    rx_map_.fill(Format::none);
     if (relay_peer_) build_relay_map();
     if (relay_from_) relay_from_->build_relay_map();
 }

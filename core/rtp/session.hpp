@@ -107,6 +107,7 @@ private:
         std::uint32_t bytes_per_1440 = 0;  // 0: variable bit rate
     };
     enum class SeqResult { ok, duplicate, drop };
+    static const PayloadInfo& payload_info(Format f);
 
     void read_rtp();
     void read_rtcp();
@@ -162,7 +163,9 @@ private:
     unsigned candidate_count_ = 0;
 
     // Payload types.
-    std::array<PayloadInfo, 128> rx_map_{};
+    // Received payload type -> format; the per-format figures come from a
+    // shared table (payload_info), so a session carries 256 bytes, not 2 KiB.
+    std::array<Format, 128> rx_map_{};
     int dtmf_rx_pt_ = -1, dtmf_tx_pt_ = -1;
     std::uint32_t dtmf_clock_ = 8000;
     Format send_format_ = Format::none;
@@ -207,8 +210,8 @@ private:
     // the session whose packets we send.
     SessionImpl* relay_peer_ = nullptr;
     SessionImpl* relay_from_ = nullptr;
-    std::array<std::int16_t, 128> relay_pt_{};
-    bool relay_synced_ = false;  // (as the sending side)
+    std::array<std::int8_t, 128> relay_pt_{};  // -1: not relayed
+    bool relay_synced_ = false;                // (as the sending side)
     std::uint32_t relay_src_ssrc_ = 0;
     std::uint32_t relay_ts_offset_ = 0;
 
