@@ -32,7 +32,6 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -300,7 +299,8 @@ struct SofiaAgent::Impl {
 
     // --- command queue (any thread -> Sofia thread) ---
     mutable std::mutex mu;
-    std::deque<std::function<void()>> queue;
+    std::vector<std::function<void()>> queue;
+    std::vector<std::function<void()>> running;  // the batch being run (Sofia thread only; keeps its capacity)
     bool open = false;
     int event_fd = -1;
     std::atomic<std::size_t> pending_count{0};
@@ -383,13 +383,18 @@ struct SofiaAgent::Impl {
     }
 
     void push(std::function<void()> fn) {
+        bool wake;
         {
             std::lock_guard lock(mu);
             if (!open) return;
+            // Only the first command of a batch wakes the thread: it reads the
+            // eventfd before taking the queue, so whatever is pushed after it
+            // took the queue finds the queue empty and wakes it again.
+            wake = queue.empty();
             queue.push_back(std::move(fn));
         }
         std::uint64_t one = 1;
-        if (::write(event_fd, &one, sizeof one) < 0) {
+        if (wake && ::write(event_fd, &one, sizeof one) < 0) {
             // The counter only saturates when the thread is far behind; it is awake then.
         }
     }
@@ -402,14 +407,16 @@ struct SofiaAgent::Impl {
     static int on_wakeup(su_root_magic_t*, su_wait_t*, su_wakeup_arg_t* arg) {
         auto* self = static_cast<Impl*>(static_cast<void*>(arg));
         std::uint64_t n;
-        while (::read(self->event_fd, &n, sizeof n) > 0) {
+        if (::read(self->event_fd, &n, sizeof n) < 0) {
+            // EAGAIN: a wake-up whose batch an earlier one already took.
         }
-        std::deque<std::function<void()>> batch;
+        auto& batch = self->running;
         {
             std::lock_guard lock(self->mu);
             batch.swap(self->queue);
         }
         for (auto& fn : batch) fn();
+        batch.clear();
         return 0;
     }
 
