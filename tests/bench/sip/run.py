@@ -20,6 +20,12 @@ Usage:
                          [--media-seconds 30] [--window 10] [--setup-rate 400] [--repeat N]
 
 Every process it starts is stopped; every step is bounded in time.
+
+Environment, for profiling:
+  BENCH_TANDEM_PRELOAD=lib.so   preload a library into Tandem only (another allocator, say)
+  BENCH_TANDEM_WRAP="cmd args"  run Tandem under a wrapper (the CPU figures are then the wrapper's)
+  BENCH_PAUSE=S                 media: wait S seconds after Tandem starts (time to attach heaptrack -p)
+  BENCH_KEEP=1                  keep the work directories (SIPp's error logs, Tandem's output)
 """
 import argparse
 import os
@@ -208,8 +214,12 @@ exten => _X.,1,Dial(SIP/uas/${EXTEN})
 
     def start(self):
         self.log = open(os.path.join(self.dir, "stdout.log"), "w")
-        self.proc = subprocess.Popen([os.path.join(self.build, "bin", "tandem"), "-f", "-C", self.conf],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        env = dict(os.environ)
+        if os.environ.get("BENCH_TANDEM_PRELOAD"):
+            env["LD_PRELOAD"] = os.environ["BENCH_TANDEM_PRELOAD"]
+        wrap = os.environ.get("BENCH_TANDEM_WRAP", "").split()
+        self.proc = subprocess.Popen(wrap + [os.path.join(self.build, "bin", "tandem"), "-f", "-C", self.conf],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -235,6 +245,14 @@ exten => _X.,1,Dial(SIP/uas/${EXTEN})
             return -1
         return int(m.group(1)) if m else -1
 
+    def heap(self):
+        """Bytes the allocator has handed out (`core show memory`), or None."""
+        try:
+            m = re.search(r"Heap in use:\s+(\d+) KiB", self.rx("core show memory", timeout=20)[1])
+        except subprocess.TimeoutExpired:
+            return None
+        return int(m.group(1)) * 1024 if m else None
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -243,7 +261,8 @@ exten => _X.,1,Dial(SIP/uas/${EXTEN})
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def sipp_cmd(scenario, *args):
@@ -287,7 +306,7 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
     args = [f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(local_port), "-mp", str(free_port()),
             "-r", str(rate), "-rp", "1000", "-m", str(total), "-d", str(hold_ms),
             "-recv_timeout", "8000", "-timeout", f"{int(seconds * 3 + 30)}s",
-            "-trace_stat", "-stf", stat, "-fd", "1"]
+            "-trace_stat", "-stf", stat, "-fd", "1", "-trace_err"]
     if auth:
         args += ["-au", "caller", "-ap", SECRET]
     before_t, before_c, before_th = time.time(), cpu_seconds(pbx.proc.pid), thread_cpu(pbx.proc.pid)
@@ -360,7 +379,8 @@ def run_rate(args, auth):
         if pbx.proc.poll() is not None:
             print(f"   tandem exited ({pbx.proc.returncode}):\n" + pbx.text()[-3000:])
         pbx.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
     print(f"   highest rate with < 0.1 % failed calls, {label}: {best if best else 'none'} calls/s")
     return best
 
@@ -391,6 +411,7 @@ def media_point(args, calls):
     uac_port, uas_port = free_port(), free_port()
     pbx = Pbx(args.build, uac_port, uas_port).start()
     uas = start_uas(work, uas_port, media=True)
+    time.sleep(float(os.environ.get("BENCH_PAUSE", "0")))  # time to attach a profiler to Tandem
     rate = min(args.setup_rate, calls)
     setup = calls / rate
     # Every call plays its recording once and then holds: the calls are all up
@@ -400,6 +421,7 @@ def media_point(args, calls):
     slack = 2 * setup + 10
     hold_ms = int((setup + slack + args.media_seconds + 5) * 1000)
     base = status(pbx.proc.pid)
+    base_heap = pbx.heap()
     stat = os.path.join(work, "media.csv")
     uac = subprocess.Popen(sipp_cmd("uac_media.xml", f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(uac_port),
                                     "-mp", str(free_port()), "-r", str(rate), "-rp", "1000", "-m", str(calls),
@@ -418,17 +440,26 @@ def media_point(args, calls):
             time.sleep(0.5)
         t_up = time.time()
         res["setup_s"] = t_up - t0
+        setup_rss, setup_heap = status(pbx.proc.pid)["VmRSS"], pbx.heap()
         window = min(args.window, t0 + args.media_seconds - 1 - t_up)
         if up < 2 * calls:
             res["note"] = f"only {max(up, 0) // 2} of {calls} calls up after {t_up - t0:.0f} s"
         if window < 2:
             res["note"] = res.get("note", "") + f" calls took {t_up - t0:.1f} s to set up: no window left"
             raise TimeoutError
+        if args.settle > 0:
+            # Past the transactions' lifetime (64*T1 = 32 s after the 2xx): what a long call keeps.
+            time.sleep(args.settle)
+            window = min(args.window, t0 + args.media_seconds - 1 - time.time())
+            if window < 2:
+                res["note"] = f"no window left after --settle {args.settle}: raise --media-seconds"
+                raise TimeoutError
         th0 = thread_cpu(pbx.proc.pid)
         w0, c0, u0, s0, l0 = time.time(), cpu_seconds(pbx.proc.pid), cpu_seconds(uac.pid), cpu_seconds(uas.pid), load()
         time.sleep(window)
         w1, c1, u1, s1 = time.time(), cpu_seconds(pbx.proc.pid), cpu_seconds(uac.pid), cpu_seconds(uas.pid)
         st = status(pbx.proc.pid)
+        heap = pbx.heap()
         res["busiest"] = busiest(th0, thread_cpu(pbx.proc.pid), w1 - w0)
         live = max(up, 0) // 2
         # After the last recording has ended, before the first BYE.
@@ -440,6 +471,10 @@ def media_point(args, calls):
             "cpu_ms_per_call_s": 1000 * (c1 - c0) / (live * dt) if live else float("nan"),
             "tandem_pct": 100 * (c1 - c0) / dt, "uac_pct": 100 * (u1 - u0) / dt, "uas_pct": 100 * (s1 - s0) / dt,
             "rss_kib_per_call": (st["VmRSS"] - base["VmRSS"]) / live if live else float("nan"),
+            "setup_rss_kib_per_call": (setup_rss - base["VmRSS"]) / live if live else float("nan"),
+            "heap_kib_per_call": (heap - base_heap) / 1024 / live if live and heap and base_heap else float("nan"),
+            "setup_heap_kib_per_call": ((setup_heap - base_heap) / 1024 / live
+                                        if live and setup_heap and base_heap else float("nan")),
             "threads_idle": base["Threads"], "threads": st["Threads"],
             "expected": tot["uac"][2] * packets, "expected_b": tot["uas"][2] * packets, "tot": tot,
         })
@@ -457,7 +492,8 @@ def media_point(args, calls):
         if pbx.proc.poll() is not None:
             res["note"] = f"tandem exited ({pbx.proc.returncode}): " + pbx.text()[-2000:]
         pbx.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
     return res
 
 
@@ -466,7 +502,10 @@ def run_media(args):
           f"calls set up at {args.setup_rate}/s")
     print("   lost in = packets the phones sent (both ways) that Tandem did not receive; relay = received on one "
           "leg, not sent on the other")
-    print(f"{'calls':>6} {'up':>5} {'CPU ms/call-s':>13} {'tandem':>7} {'UAC':>5} {'UAS':>5} {'KiB/call':>8} "
+    print("   RSS and heap per call: growth over the idle process, divided by the calls up; 'at set-up' as "
+          "soon as every call is up, 'held' in the measuring window (after --settle)")
+    print(f"{'calls':>6} {'up':>5} {'CPU ms/call-s':>13} {'tandem':>7} {'UAC':>5} {'UAS':>5} "
+          f"{'RSS KiB/call set-up/held':>24} {'heap KiB/call set-up/held':>25} "
           f"{'threads':>9} {'lost in':>9} {'relay':>7} {'lost %':>7} {'failed':>6} {'setup':>6} {'load':>5}  busiest")
     out = []
     for calls in args.calls:
@@ -480,7 +519,9 @@ def run_media(args):
             lost_in = (r["expected"] - a[1]) + (r["expected_b"] - b[1])
             relay = (a[1] - b[0]) + (b[1] - a[0])
             print(f"{calls:>6} {r['up']:>5} {r['cpu_ms_per_call_s']:>13.3f} {r['tandem_pct']:>6.0f}% "
-                  f"{r['uac_pct']:>4.0f}% {r['uas_pct']:>4.0f}% {r['rss_kib_per_call']:>8.1f} "
+                  f"{r['uac_pct']:>4.0f}% {r['uas_pct']:>4.0f}% "
+                  f"{r['setup_rss_kib_per_call']:>15.1f} / {r['rss_kib_per_call']:<6.1f} "
+                  f"{r['setup_heap_kib_per_call']:>16.1f} / {r['heap_kib_per_call']:<6.1f} "
                   f"{r['threads_idle']:>4}->{r['threads']:<4} {lost_in:>9} {relay:>7} "
                   f"{100 * (lost_in + relay) / max(r['expected'] + r['expected_b'], 1):>6.2f}% "
                   f"{r['failed']:>6} {r['setup_s']:>5.1f}s {r['load']:>5.1f}  {r['busiest']}"
@@ -491,13 +532,16 @@ def run_media(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--settle", type=float, default=35,
+                    help="media: seconds to wait once the calls are up before measuring (40: past the "
+                         "set-up transactions' lifetime)")
     ap.add_argument("--part", choices=["rate", "media", "all"], default="all")
     ap.add_argument("--auth", choices=["no", "yes", "both"], default="both")
     ap.add_argument("--rates", default="100,200,400,600,800,1200,1600,2400,3200")
     ap.add_argument("--step-seconds", type=float, default=10)
     ap.add_argument("--hold-ms", type=int, default=500)
     ap.add_argument("--calls", default="100,500,1000,2000")
-    ap.add_argument("--media-seconds", type=int, default=30)
+    ap.add_argument("--media-seconds", type=int, default=60)
     ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--setup-rate", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=1)
