@@ -70,14 +70,21 @@ std::string key_of(const SrtpCrypto& c) {
 struct SipCall : std::enable_shared_from_this<SipCall> {
     enum class State { setup, early, up, ended };
 
-    SipCall(std::weak_ptr<SipService> svc, std::shared_ptr<CallTable> t, asio::io_context& l, Log lg, bool out)
-        : service(std::move(svc)), table(std::move(t)), loop(l), log(std::move(lg)), outbound(out) {}
+    SipCall(std::weak_ptr<SipService> svc, std::shared_ptr<CallTable> t, std::shared_ptr<LoopWork> w,
+            asio::io_context& l, Log lg, bool out)
+        : service(std::move(svc)),
+          table(std::move(t)),
+          work(std::move(w)),
+          loop(l),
+          log(std::move(lg)),
+          outbound(out) {}
     ~SipCall() {
-        // The session belongs to the call's loop; the last owner may be elsewhere.
-        if (rtp) asio::post(loop, [r = std::move(rtp)] { r->close(); });
-        if (video_rtp) asio::post(loop, [r = std::move(video_rtp)] { r->close(); });
-        if (media_watch) asio::post(loop, [t = std::move(media_watch)] {});
-        if (glare_timer) asio::post(loop, [t = std::move(glare_timer)] {});
+        // The sessions and timers belong to the call's loop; the last owner
+        // may be elsewhere.
+        if (rtp) on_loop([r = std::move(rtp)] { r->close(); });
+        if (video_rtp) on_loop([r = std::move(video_rtp)] { r->close(); });
+        if (media_watch) on_loop([t = std::move(media_watch)] {});
+        if (glare_timer) on_loop([t = std::move(glare_timer)] {});
         if (counted.empty()) return;
         std::lock_guard lock(table->mu);
         if (auto it = table->per_endpoint.find(counted); it != table->per_endpoint.end() && --it->second <= 0) {
@@ -88,6 +95,9 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
 
     std::weak_ptr<SipService> service;
     std::shared_ptr<CallTable> table;
+    // Every closure and timer the call puts on its loop goes through here
+    // (service.hpp), so that chan_sip's unload can cancel and wait for them.
+    std::shared_ptr<LoopWork> work;
     asio::io_context& loop;
     Log log;
     bool outbound;
@@ -161,6 +171,15 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
         s.outbound = outbound;
         std::lock_guard lock(info_mu);
         info = std::move(s);
+    }
+
+    // Runs `f` on the call's loop: at once when already there, else posted.
+    template <class F>
+    void on_loop(F f) {
+        if (loop.get_executor().running_in_this_thread())
+            f();
+        else
+            work->post(loop, std::move(f));
     }
 
     SofiaAgent* agent() {
@@ -259,14 +278,14 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     // send nothing) and hangs up at rtptimeout.
     void watch_media() {
         if (rtptimeout.count() == 0 || !rtp || media_watch) return;
-        media_watch = std::make_shared<asio::steady_timer>(loop);
+        media_watch = work->timer(loop);
         seen_packets = rtp->stats().packets_received;
         silent_for = std::chrono::seconds(0);
         arm_media_watch();
     }
     void arm_media_watch() {
         media_watch->expires_after(std::chrono::seconds(1));
-        media_watch->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+        work->wait(*media_watch, [weak = weak_from_this()](const boost::system::error_code& ec) {
             auto self = weak.lock();
             if (ec || !self || self->state != State::up || !self->rtp) return;
             auto received = self->rtp->stats().packets_received;
@@ -294,9 +313,12 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
 
     // A transferred call's channel has ended: give the phone a few seconds
     // to send its BYE (RFC 5589), then send ours (nothing if it did).
+    // The timer is cancelled when chan_sip stops (the agent is gone then).
     void bye_later() {
-        auto timer = std::make_shared<asio::steady_timer>(loop, std::chrono::seconds(5));
-        timer->async_wait([timer, self = shared_from_this()](const boost::system::error_code&) {
+        auto timer = work->timer(loop);
+        timer->expires_after(std::chrono::seconds(5));
+        work->wait(*timer, [timer, self = shared_from_this()](const boost::system::error_code& ec) {
+            if (ec) return;
             if (auto* a = self->agent())
                 for (auto id : self->dialogs) a->call_hangup(id, 0);
         });
@@ -415,8 +437,9 @@ void SipCall::on_reoffer_answer(const CallEvent& e) {
         std::uniform_int_distribution<int> steps(outbound ? 210 : 0, outbound ? 400 : 200);
         auto delay = std::chrono::milliseconds(10 * steps(rd));
         log.debug("{}: re-INVITE met 491; again in {} ms", name(), delay.count());
-        glare_timer = std::make_shared<asio::steady_timer>(loop, delay);
-        glare_timer->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+        glare_timer = work->timer(loop);
+        glare_timer->expires_after(delay);
+        work->wait(*glare_timer, [weak = weak_from_this()](const boost::system::error_code& ec) {
             auto self = weak.lock();
             if (ec || !self) return;
             self->reoffering = false;
@@ -685,6 +708,14 @@ namespace {
 class SipDriver final : public ChannelDriver {
 public:
     explicit SipDriver(std::shared_ptr<SipCall> call) : call_(std::move(call)) {}
+    ~SipDriver() override {
+        // Normally gone at hangup. A channel destroyed without one is being
+        // torn down around us (the sender then leaves its tap alone: see
+        // inband_dtmf.hpp), and the sender's timer belongs to the loop.
+        if (inband_) call_->on_loop([s = std::move(inband_)] {});
+    }
+    SipDriver(const SipDriver&) = delete;
+    SipDriver& operator=(const SipDriver&) = delete;
 
     void call(Channel&, std::chrono::milliseconds) override {
         auto& c = *call_;
@@ -808,8 +839,8 @@ public:
 
     void hangup(Channel& chan, int cause) override {
         auto& c = *call_;
-        // The sender untaps the channel when it goes: do it now, while the
-        // channel is whole (the driver outlives some of its members).
+        // The sender untaps the channel when it goes: do it now, on the loop
+        // and while the channel is whole.
         inband_.reset();
         c.stats_to_variables();
         if (c.state != SipCall::State::ended) {
@@ -880,10 +911,25 @@ std::string uri_host(const std::string& host) {
 
 // --- the manager -----------------------------------------------------------
 
-CallManager::CallManager(SipService& service, Core& core, Log log)
-    : service_(service), core_(core), log_(std::move(log)), table_(std::make_shared<CallTable>()) {}
+CallManager::CallManager(SipService& service, Core& core, Log log, std::shared_ptr<LoopWork> work)
+    : service_(service),
+      core_(core),
+      log_(std::move(log)),
+      work_(std::move(work)),
+      table_(std::make_shared<CallTable>()) {}
 
 CallManager::~CallManager() = default;
+
+void CallManager::stop() {
+    // The table and its calls hold each other: a dialog whose end the stopped
+    // Sofia thread never reported would keep its call forever. Let go of them
+    // outside the lock (a call's destructor takes it).
+    std::unordered_map<std::uint64_t, std::shared_ptr<SipCall>> calls;
+    {
+        std::lock_guard lock(table_->mu);
+        calls.swap(table_->by_dialog);
+    }
+}
 
 void CallManager::on_invite(CallOffer offer) {
     // Loop affinity: an INVITE with Replaces joins the loop of the call it
@@ -898,7 +944,7 @@ void CallManager::on_invite(CallOffer offer) {
             loop = e->second;
     }
     if (!loop) loop = &core_.pick_loop();
-    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, *loop, log_, false);
+    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, work_, *loop, log_, false);
     call->dialogs.push_back(offer.call);
     call->live = 1;
     {
@@ -907,7 +953,7 @@ void CallManager::on_invite(CallOffer offer) {
         table_->all.push_back(call);
         std::erase_if(table_->all, [](auto& w) { return w.expired(); });
     }
-    asio::post(call->loop, [this, weak = service_.weak_from_this(), call, offer = std::move(offer)]() mutable {
+    work_->post(call->loop, [this, weak = service_.weak_from_this(), call, offer = std::move(offer)]() mutable {
         if (auto svc = weak.lock()) handle_invite(call, std::move(offer));
     });
 }
@@ -920,7 +966,7 @@ void CallManager::on_event(CallEvent event) {
         if (it == table_->by_dialog.end()) return;
         call = it->second;
     }
-    asio::post(call->loop, [call, event = std::move(event)] { call->on_event(event); });
+    work_->post(call->loop, [call, event = std::move(event)] { call->on_event(event); });
 }
 
 void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer offer) {
@@ -1121,9 +1167,11 @@ void CallManager::take_over(const std::shared_ptr<SipCall>& call, const std::sha
     // the peer to this channel, which it then owns. Should that never happen
     // (the peer is not in a bridge), this channel is not left behind.
     core_.redirect(peer, Channel::Redirect{{}, {}, 1, chan});
-    auto timer = std::make_shared<asio::steady_timer>(call->loop, std::chrono::seconds(5));
-    timer->async_wait([timer, chan, &core = core_](const boost::system::error_code&) {
-        if (chan->finished() || !chan->peer_name().empty()) return;
+    // Cancelled when chan_sip stops; the core has ended every channel by then.
+    auto timer = work_->timer(call->loop);
+    timer->expires_after(std::chrono::seconds(5));
+    work_->wait(*timer, [timer, chan, &core = core_](const boost::system::error_code& ec) {
+        if (ec || chan->finished() || !chan->peer_name().empty()) return;
         core.log().notice("{}: nobody took the call over; hanging up", chan->name());
         if (!chan->hangup_cause()) chan->set_hangup_cause(cause::temporary_failure);
         core.end_channel(chan);
@@ -1164,7 +1212,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     }
 
     auto& loop = req.requestor ? req.requestor->loop() : core_.pick_loop();
-    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, loop, log_, true);
+    auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, work_, loop, log_, true);
     call->endpoint = ep ? ep->name : "";
     call->policy = policy_of(ep);
     call->dtmfmode = ep ? ep->dtmfmode : "rfc4733";

@@ -43,6 +43,7 @@
 
 namespace tandem::sip {
 
+class LoopWork;
 class SipService;
 struct SipCall;
 
@@ -72,8 +73,11 @@ struct CallTable {
 
 class CallManager {
 public:
-    CallManager(SipService& service, Core& core, Log log);
+    CallManager(SipService& service, Core& core, Log log, std::shared_ptr<LoopWork> work);
     ~CallManager();
+
+    // After the Sofia thread stopped: lets go of the calls still in the table.
+    void stop();
 
     // --- Sofia thread ---
     void on_invite(CallOffer offer);
@@ -93,6 +97,7 @@ private:
     SipService& service_;
     Core& core_;
     Log log_;
+    std::shared_ptr<LoopWork> work_;
     std::shared_ptr<CallTable> table_;
 };
 

@@ -24,7 +24,11 @@ bool is_dtmf_digit(char d) {
 }  // namespace
 
 InbandDtmfSender::InbandDtmfSender(Channel& chan, Sink sink)
-    : chan_(chan), sink_(std::move(sink)), tx_(dtmf_tx_init(nullptr)), timer_(chan.loop()) {
+    : chan_(chan),
+      tapped_(chan.weak_from_this()),
+      sink_(std::move(sink)),
+      tx_(dtmf_tx_init(nullptr)),
+      timer_(chan.loop()) {
     pcm_.kind = FrameKind::voice;
     pcm_.subclass = static_cast<std::uint32_t>(Format::slin8);
     pcm_.samples = frame_samples;
@@ -33,7 +37,8 @@ InbandDtmfSender::InbandDtmfSender(Channel& chan, Sink sink)
 InbandDtmfSender::~InbandDtmfSender() {
     *alive_ = false;
     timer_.cancel();
-    if (active_) chan_.remove_audio_tap();
+    if (active_)
+        if (auto c = tapped_.lock()) c->remove_audio_tap();
     if (tx_) dtmf_tx_free(tx_);
 }
 

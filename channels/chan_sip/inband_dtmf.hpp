@@ -12,8 +12,12 @@
 // the tones are not mixed with it.
 //
 // Threading: everything on the channel's loop; construct, use and destroy
-// there, and destroy it before the channel (the destructor removes its audio
-// tap): a driver resets it at hangup. No allocation or throw per frame.
+// there. Destroy it at hangup, while the channel is whole (the destructor
+// removes its audio tap). One destroyed later, as the channel's driver is
+// when the channel goes without a hangup, leaves the tap alone: it finds the
+// channel through a weak_ptr, which no longer locks once the channel's own
+// destruction has begun, so it never touches a half-destroyed channel; it
+// must then not outlive the channel's loop. No allocation or throw per frame.
 #pragma once
 
 #include <tandem/channel.hpp>
@@ -57,6 +61,7 @@ private:
     void finish();
 
     Channel& chan_;
+    std::weak_ptr<Channel> tapped_;  // for the destructor only: see above
     Sink sink_;
     dtmf_tx_state_s* tx_ = nullptr;
     std::unique_ptr<TranslationPath> encode_;

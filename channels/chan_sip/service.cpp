@@ -2,8 +2,6 @@
 
 #include <tandem/kvstore.hpp>
 
-#include <boost/asio/post.hpp>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -19,6 +17,55 @@ std::string describe(std::chrono::seconds s) {
 
 }  // namespace
 
+// --- LoopWork ----------------------------------------------------------------
+
+std::optional<LoopWork::Pass> LoopWork::pass() {
+    {
+        std::lock_guard lock(mu_);
+        if (closed_) return std::nullopt;
+        ++passes_;
+    }
+    return Pass(shared_from_this());
+}
+
+void LoopWork::release() {
+    std::lock_guard lock(mu_);
+    if (--passes_ == 0) idle_.notify_all();
+}
+
+std::size_t LoopWork::pending() const {
+    std::lock_guard lock(mu_);
+    return passes_;
+}
+
+std::shared_ptr<boost::asio::steady_timer> LoopWork::timer(boost::asio::io_context& loop) {
+    auto t = std::make_shared<boost::asio::steady_timer>(loop);
+    std::lock_guard lock(mu_);
+    std::erase_if(timers_, [](const Listed& l) { return l.timer.expired(); });
+    timers_.push_back({t, &loop});
+    return t;
+}
+
+bool LoopWork::close(std::chrono::milliseconds bound) {
+    std::vector<Listed> timers;
+    std::unique_lock lock(mu_);
+    closed_ = true;
+    timers.swap(timers_);
+    // The cancels are work too: they hold passes that close() itself waits for.
+    passes_ += timers.size();
+    lock.unlock();
+    for (auto& l : timers)
+        boost::asio::post(*l.loop, [weak = l.timer, pass = Pass(shared_from_this())] {
+            // A cancelled timer's handler is queued behind this one on the same
+            // loop: its pass is released when it has run.
+            if (auto t = weak.lock()) t->cancel();
+        });
+    lock.lock();
+    return idle_.wait_for(lock, bound, [this] { return passes_ == 0; });
+}
+
+// --- SipService ---------------------------------------------------------------
+
 SipService::SipService(Core& core, Log log)
     : core_(core),
       log_(log),
@@ -26,7 +73,7 @@ SipService::SipService(Core& core, Log log)
       auth_(NonceFactory::with_random_secret()),
       registrar_(log),
       agent_(log),
-      calls_(*this, core, log) {}
+      calls_(*this, core, log, work_) {}
 
 SipService::~SipService() {
     agent_.stop();
@@ -83,7 +130,7 @@ void SipService::start() {
 
     SofiaAgent::Callbacks cb;
     cb.on_register = [this, weak = weak_from_this()](IncomingRequest in) {
-        boost::asio::post(core_.pick_loop(), [weak, in = std::move(in)]() mutable {
+        work_->post(core_.pick_loop(), [weak, in = std::move(in)]() mutable {
             if (auto self = weak.lock()) self->handle_register(std::move(in));
         });
     };
@@ -106,7 +153,14 @@ void SipService::start() {
 }
 
 void SipService::stop() {
+    // First the Sofia thread, the source of new work; then the calls the
+    // dialog table still holds (a call whose last dialog never ended is freed
+    // here, and its members go back to their loops through work_); then the
+    // timers, and a wait until every loop is done with chan_sip's handlers.
     agent_.stop();
+    calls_.stop();
+    if (!work_->close(std::chrono::seconds(10)))
+        log_.error("chan_sip: {} handlers still pending on the event loops after 10 s", work_->pending());
 }
 
 void SipService::handle_register(IncomingRequest in) {

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <fmt/format.h>
 #include <set>
@@ -36,21 +38,61 @@ std::vector<std::string> split_list(const char* s) {
 
 // A module's code may still be needed after its object is gone: a handler it
 // posted to a loop just before the unload, or the completion of a timer its
-// destructor cancelled, can sit in a loop's queue. Each loop runs its queue in
-// order, so once every loop has run a marker posted now, nothing of the module
-// is left and its code can be unmapped. Loops that stop first never run the
-// marker: the code then stays mapped until the process exits.
-void close_when_loops_drained(CoreImpl* core, void* handle) {
+// destructor cancelled, can sit in a loop's queue, or a loop can still be
+// returning from a handler of the module. Each loop runs its queue in order,
+// so once every loop has run a marker posted now, nothing of the module is
+// left and its code can be unmapped. (Timers still armed are not in a queue:
+// the module must cancel them, and wait for them, before its unload returns.
+// See docs/module-authoring.md.)
+//
+// Off the loops (the main thread at stop, a worker for `module unload`) the
+// unload waits for the markers, so that the code is gone when it returns and
+// the loops can be stopped at once. On a loop, whose own marker cannot run
+// while it waits, or when the loops do not drain in time, the last marker
+// unmaps the code; loops that stop first never run it, and the code then
+// stays mapped until the process exits.
+struct Drain {
+    std::mutex mu;
+    std::condition_variable done;
+    std::size_t left = 0;
+    bool marker_closes = false;  // the unloading thread gave up waiting
+    void* handle = nullptr;
+};
+
+// `stuck` is shared by a loader's modules: once the loops failed to drain,
+// the next unloads do not wait for them again.
+void close_when_loops_drained(CoreImpl* core, void* handle, std::atomic<bool>* stuck) {
     std::size_t loops = core && core->loops_running() ? core->loop_count() : 0;
     if (loops == 0) {
         dlclose(handle);
         return;
     }
-    auto left = std::make_shared<std::atomic<std::size_t>>(loops);
+    bool on_a_loop = false;
     for (std::size_t i = 0; i < loops; ++i)
-        boost::asio::post(core->loop(i), [left, handle] {
-            if (left->fetch_sub(1) == 1) dlclose(handle);
+        on_a_loop = on_a_loop || core->loop(i).get_executor().running_in_this_thread();
+    auto drain = std::make_shared<Drain>();
+    drain->left = loops;
+    drain->handle = handle;
+    drain->marker_closes = on_a_loop || stuck->load();
+    for (std::size_t i = 0; i < loops; ++i)
+        boost::asio::post(core->loop(i), [drain] {
+            std::lock_guard lock(drain->mu);
+            if (--drain->left > 0) return;
+            if (drain->marker_closes)
+                dlclose(drain->handle);
+            else
+                drain->done.notify_all();
         });
+    if (drain->marker_closes) return;
+    std::unique_lock lock(drain->mu);
+    if (drain->done.wait_for(lock, std::chrono::seconds(10), [&] { return drain->left == 0; })) {
+        lock.unlock();
+        dlclose(handle);
+        return;
+    }
+    drain->marker_closes = true;
+    stuck->store(true);
+    core->log().warning("a module's code stays loaded: the event loops did not drain within 10 s");
 }
 
 }  // namespace
@@ -135,11 +177,12 @@ struct ModuleLoader::Loaded {
     std::unique_ptr<HostImpl> host;
     std::unique_ptr<Module> module;
     CoreImpl* core = nullptr;
+    std::atomic<bool>* loops_stuck = nullptr;
     ~Loaded() {
         // The module's registrations go first, then its host, then its code.
         module.reset();
         host.reset();
-        if (handle) close_when_loops_drained(core, handle);
+        if (handle) close_when_loops_drained(core, handle, loops_stuck);
     }
 };
 
@@ -209,6 +252,7 @@ bool ModuleLoader::instantiate(Candidate& c, std::string& error) {
     l->info = c.info;
     l->handle = std::exchange(c.handle, nullptr);
     l->core = &core_;
+    l->loops_stuck = &loops_stuck_;
     l->use = std::make_unique<ModuleUse>(c.info.name);
     l->host = std::make_unique<HostImpl>(core_, *this, c.info.name, *l->use);
     try {
@@ -354,7 +398,7 @@ bool ModuleLoader::load(const std::string& name_or_path, std::string& message) {
 
 bool ModuleLoader::unload(const std::string& n, std::string& message) {
     auto name = normalize(n);
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     auto it = std::find_if(loaded_.begin(), loaded_.end(), [&](auto& l) { return l->info.name == name; });
     if (it == loaded_.end()) {
         message = fmt::format("module {} is not loaded", name);
@@ -372,7 +416,13 @@ bool ModuleLoader::unload(const std::string& n, std::string& message) {
         message = fmt::format("module {} is in use ({}): not unloaded", name, uses);
         return false;
     }
+    // The module goes outside the lock: its unload waits for the loops
+    // (close_when_loops_drained), which may be running a command that lists
+    // the modules.
+    auto gone = std::move(*it);
     loaded_.erase(it);
+    lock.unlock();
+    gone.reset();
     core_.events().publish(event::ModuleChanged{name, false});
     message = fmt::format("unloaded {}", name);
     core_.log().info("{}", message);
@@ -406,8 +456,17 @@ void ModuleLoader::reload_all(std::vector<std::string>& problems) {
 }
 
 void ModuleLoader::unload_all() {
-    std::lock_guard lock(mu_);
-    while (!loaded_.empty()) loaded_.pop_back();  // reverse load order: dependants first
+    // Reverse load order (dependants first), each module destroyed outside
+    // the lock, as in unload().
+    for (;;) {
+        std::unique_ptr<Loaded> gone;
+        {
+            std::lock_guard lock(mu_);
+            if (loaded_.empty()) return;
+            gone = std::move(loaded_.back());
+            loaded_.pop_back();
+        }
+    }
 }
 
 std::vector<ModuleInfo> ModuleLoader::list() const {

@@ -8,6 +8,7 @@
 
 #include <tandem/module.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -58,6 +59,9 @@ private:
 
     CoreImpl& core_;
     mutable std::recursive_mutex mu_;
+    // Set when the loops did not drain in time after an unload: later
+    // unloads no longer wait for them (see module_loader.cpp).
+    std::atomic<bool> loops_stuck_{false};
     std::vector<std::unique_ptr<Loaded>> loaded_;  // in load order
     std::vector<std::string> config_problems_;
     friend class HostImpl;

@@ -315,7 +315,9 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
         [&core](CliRequest& r) -> awaitable<int> {
             if (r.args.size() != 1) co_return cli_status::usage;
             std::string msg;
-            bool ok = core.modules().unload(r.args[0], msg);
+            // On the worker pool: an unload waits until every loop (this one
+            // too) has let go of the module's handlers.
+            bool ok = co_await run_blocking(core, [&] { return core.modules().unload(r.args[0], msg); });
             r.out.print("{}\n", msg);
             co_return ok ? cli_status::ok : cli_status::failure;
         },
