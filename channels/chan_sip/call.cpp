@@ -950,8 +950,7 @@ void CallManager::on_invite(CallOffer offer) {
     {
         std::lock_guard lock(table_->mu);
         table_->by_dialog[offer.call] = call;
-        table_->all.push_back(call);
-        std::erase_if(table_->all, [](auto& w) { return w.expired(); });
+        table_->add(call);
     }
     work_->post(call->loop, [this, weak = service_.weak_from_this(), call, offer = std::move(offer)]() mutable {
         if (auto svc = weak.lock()) handle_invite(call, std::move(offer));
@@ -1299,8 +1298,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     call->remote_party = call->invites.front().request_uri;
     {
         std::lock_guard lock(table_->mu);
-        table_->all.push_back(call);
-        std::erase_if(table_->all, [](auto& w) { return w.expired(); });
+        table_->add(call);
     }
     chan->connected() = {"", number};
     call->publish();

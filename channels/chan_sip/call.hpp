@@ -34,6 +34,7 @@
 #include <tandem/log.hpp>
 
 #include <cstdint>
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -69,6 +70,17 @@ struct CallTable {
     // there too, so a transfer between two of them bridges on one loop.
     std::map<std::string, boost::asio::io_context*, std::less<>> endpoint_loop;
     std::vector<std::weak_ptr<SipCall>> all;
+    std::size_t prune_at = 64;
+
+    // Lists a new call (with `mu` held). Ended calls are pruned only when the
+    // list has doubled since the last pruning: scanning every call at every
+    // set-up made each one cost O(calls in progress) under the lock.
+    void add(std::weak_ptr<SipCall> call) {
+        all.push_back(std::move(call));
+        if (all.size() < prune_at) return;
+        std::erase_if(all, [](auto& w) { return w.expired(); });
+        prune_at = std::max<std::size_t>(64, 2 * all.size());
+    }
 };
 
 class CallManager {
