@@ -41,8 +41,13 @@ std::size_t LoopWork::pending() const {
 std::shared_ptr<boost::asio::steady_timer> LoopWork::timer(boost::asio::io_context& loop) {
     auto t = std::make_shared<boost::asio::steady_timer>(loop);
     std::lock_guard lock(mu_);
-    std::erase_if(timers_, [](const Listed& l) { return l.timer.expired(); });
     timers_.push_back({t, &loop});
+    // Timers of ended calls go when the list has doubled, not at every call:
+    // a scan per set-up would cost O(calls in progress) under the lock.
+    if (timers_.size() >= prune_at_) {
+        std::erase_if(timers_, [](const Listed& l) { return l.timer.expired(); });
+        prune_at_ = std::max<std::size_t>(64, 2 * timers_.size());
+    }
     return t;
 }
 

@@ -118,6 +118,7 @@ private:
     std::size_t passes_ = 0;
     bool closed_ = false;
     std::vector<Listed> timers_;
+    std::size_t prune_at_ = 64;
 };
 
 class SipService : public std::enable_shared_from_this<SipService> {
