@@ -6,6 +6,17 @@
 
 #include <cstdio>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TANDEM_ASAN_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(TANDEM_ASAN_BUILD)
+// GCC ships no <sanitizer/allocator_interface.h>; the runtime exports the call.
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
+#define TANDEM_SANITIZER_ALLOCATOR 1
+#endif
+
 namespace tandem {
 
 namespace {
@@ -26,6 +37,13 @@ std::uint64_t process_rss() {
 MemoryStats memory_stats() {
     MemoryStats s;
     s.rss = process_rss();
+#ifdef TANDEM_SANITIZER_ALLOCATOR
+    // Under AddressSanitizer malloc is the sanitizer's: glibc's counters stay at zero.
+    s.allocator = "asan";
+    s.in_use = __sanitizer_get_current_allocated_bytes();
+    s.resident = 0;
+    return s;
+#endif
     // jemalloc's statistics are a snapshot refreshed by writing "epoch".
     if (auto mallctl = reinterpret_cast<MallctlFn>(::dlsym(RTLD_DEFAULT, "mallctl"))) {
         std::uint64_t epoch = 1;

@@ -51,7 +51,7 @@ with t:
     check("Log level (terminal):" in out and "warning" in out, "core show settings reports verbose = warning")
     status, out = t.rx("core show memory")
     m = {k.strip(): v.strip() for k, v in (l.split(":", 1) for l in out.splitlines() if ":" in l)}
-    check(status == 0 and m.get("Allocator") in ("jemalloc", "glibc"), f"core show memory names the allocator: {out!r}")
+    check(status == 0 and m.get("Allocator") in ("jemalloc", "glibc", "asan"), f"core show memory names the allocator: {out!r}")
     used = int(m.get("Heap in use", "0 KiB").split()[0])
     rss = int(m.get("Process resident (RSS)", "0 KiB").split()[0])
     check(0 < used < rss, f"heap in use ({used} KiB) is positive and below the RSS ({rss} KiB)")
