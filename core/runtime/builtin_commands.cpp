@@ -113,6 +113,10 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             auto kib = [](std::uint64_t b) { return fmt::format("{} KiB", b / 1024); };
             r.out.print("  {:<28} {}\n", "Allocator:", m.allocator);
             r.out.print("  {:<28} {}\n", "Heap in use:", kib(m.in_use));
+            // Pages that hold live objects, against the objects themselves:
+            // the difference is the holes freed objects left in those pages.
+            if (m.active) r.out.print("  {:<28} {}\n", "Heap pages in use:", kib(m.active));
+            if (m.metadata) r.out.print("  {:<28} {}\n", "Allocator metadata:", kib(m.metadata));
             if (m.resident) r.out.print("  {:<28} {}\n", "Heap resident:", kib(m.resident));
             r.out.print("  {:<28} {}\n", "Process resident (RSS):", kib(m.rss));
             r.out.print("  {:<28} {}\n", "Channels:", core.channel_count());

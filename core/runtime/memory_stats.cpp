@@ -54,8 +54,13 @@ MemoryStats memory_stats() {
         if (mallctl("stats.allocated", &value, &len, nullptr, 0) == 0) {
             s.allocator = "jemalloc";
             s.in_use = value;
-            len = sizeof value;
-            if (mallctl("stats.resident", &value, &len, nullptr, 0) == 0) s.resident = value;
+            auto read = [&](const char* name, std::uint64_t& out) {
+                std::size_t v = 0, l = sizeof v;
+                if (mallctl(name, &v, &l, nullptr, 0) == 0) out = v;
+            };
+            read("stats.active", s.active);
+            read("stats.metadata", s.metadata);
+            read("stats.resident", s.resident);
             return s;
         }
     }

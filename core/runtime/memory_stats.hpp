@@ -12,8 +12,10 @@
 namespace tandem {
 
 struct MemoryStats {
-    std::string allocator;       // "jemalloc" or "glibc"
+    std::string allocator;       // "jemalloc", "glibc" or "asan"
     std::uint64_t in_use = 0;    // bytes handed out by malloc and not freed
+    std::uint64_t active = 0;    // bytes of the pages holding live allocations (0: unknown)
+    std::uint64_t metadata = 0;  // the allocator's own bookkeeping (0: unknown)
     std::uint64_t resident = 0;  // bytes of the allocator's memory in RAM (0: unknown)
     std::uint64_t rss = 0;       // the whole process's resident set (/proc/self/statm)
 };

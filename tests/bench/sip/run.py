@@ -245,13 +245,17 @@ exten => _X.,1,Dial(SIP/uas/${EXTEN})
             return -1
         return int(m.group(1)) if m else -1
 
+    def memory(self):
+        """`core show memory` as {line name: bytes}, empty on a time-out."""
+        try:
+            out = self.rx("core show memory", timeout=20)[1]
+        except subprocess.TimeoutExpired:
+            return {}
+        return {m.group(1): int(m.group(2)) * 1024 for m in re.finditer(r"^\s*([A-Za-z ()]+):\s+(\d+) KiB", out, re.M)}
+
     def heap(self):
         """Bytes the allocator has handed out (`core show memory`), or None."""
-        try:
-            m = re.search(r"Heap in use:\s+(\d+) KiB", self.rx("core show memory", timeout=20)[1])
-        except subprocess.TimeoutExpired:
-            return None
-        return int(m.group(1)) * 1024 if m else None
+        return self.memory().get("Heap in use")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -421,7 +425,8 @@ def media_point(args, calls):
     slack = 2 * setup + 10
     hold_ms = int((setup + slack + args.media_seconds + 5) * 1000)
     base = status(pbx.proc.pid)
-    base_heap = pbx.heap()
+    base_mem = pbx.memory()
+    base_heap = base_mem.get("Heap in use")
     stat = os.path.join(work, "media.csv")
     uac = subprocess.Popen(sipp_cmd("uac_media.xml", f"127.0.0.1:{pbx.port}", "-s", "2000", "-p", str(uac_port),
                                     "-mp", str(free_port()), "-r", str(rate), "-rp", "1000", "-m", str(calls),
@@ -459,7 +464,8 @@ def media_point(args, calls):
         time.sleep(window)
         w1, c1, u1, s1 = time.time(), cpu_seconds(pbx.proc.pid), cpu_seconds(uac.pid), cpu_seconds(uas.pid)
         st = status(pbx.proc.pid)
-        heap = pbx.heap()
+        mem = pbx.memory()
+        heap = mem.get("Heap in use")
         res["busiest"] = busiest(th0, thread_cpu(pbx.proc.pid), w1 - w0)
         live = max(up, 0) // 2
         # After the last recording has ended, before the first BYE.
@@ -475,6 +481,9 @@ def media_point(args, calls):
             "heap_kib_per_call": (heap - base_heap) / 1024 / live if live and heap and base_heap else float("nan"),
             "setup_heap_kib_per_call": ((setup_heap - base_heap) / 1024 / live
                                         if live and setup_heap and base_heap else float("nan")),
+            # The allocator's view of a held call: objects, the pages they sit in, bookkeeping, resident.
+            "held_mem": {k: (mem[k] - base_mem[k]) / 1024 / live for k in mem
+                         if k in base_mem and k != "Process resident (RSS)"} if live else {},
             "threads_idle": base["Threads"], "threads": st["Threads"],
             "expected": tot["uac"][2] * packets, "expected_b": tot["uas"][2] * packets, "tot": tot,
         })
@@ -526,6 +535,8 @@ def run_media(args):
                   f"{100 * (lost_in + relay) / max(r['expected'] + r['expected_b'], 1):>6.2f}% "
                   f"{r['failed']:>6} {r['setup_s']:>5.1f}s {r['load']:>5.1f}  {r['busiest']}"
                   + (f"  {r['note']}" if "note" in r else ""), flush=True)
+            if r.get("held_mem"):
+                print("       held, KiB per call: " + ", ".join(f"{k.lower()} {v:.1f}" for k, v in r["held_mem"].items()))
     return out
 
 
