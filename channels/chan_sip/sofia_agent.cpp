@@ -1,10 +1,12 @@
 #include "sofia_agent.hpp"
 
+#include "content.hpp"
 #include "socket_filter.hpp"
 #include "sofia_log.hpp"
 #include "transfer.hpp"
 
 #include <sofia-sip/msg_addr.h>
+#include <sofia-sip/msg_mime.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nua.h>
@@ -873,11 +875,56 @@ std::string body_of(const sip_t* sip) {
     return std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
 }
 
-bool body_is_sdp(const sip_t* sip) {
-    if (!sip || !sip->sip_payload || !sip->sip_payload->pl_len) return false;
-    // No Content-Type with a body is taken as SDP, as most stacks do.
-    if (!sip->sip_content_type || !sip->sip_content_type->c_type) return true;
-    return strcasecmp(sip->sip_content_type->c_type, "application/sdp") == 0;
+bool has_body(const sip_t* sip) {
+    return sip && sip->sip_payload && sip->sip_payload->pl_data && sip->sip_payload->pl_len;
+}
+
+bool is_multipart(const sip_content_type_t* ct) {
+    return ct && ct->c_type && strncasecmp(ct->c_type, "multipart/", 10) == 0;
+}
+
+// The application/sdp part of a multipart body (SIP-I trunks send SDP beside
+// ISUP, emergency calls beside PIDF-LO); empty when there is none. Parsed from
+// a copy: the stack's parser writes into the buffer it is given.
+std::string sdp_part(const sip_t* sip) {
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    std::string sdp;
+    auto* copy = msg_payload_create(home, sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+    for (auto* mp = copy ? msg_multipart_parse(home, sip->sip_content_type, copy) : nullptr; mp; mp = mp->mp_next) {
+        if (mp->mp_content_type && mp->mp_content_type->c_type && mp->mp_payload && mp->mp_payload->pl_data &&
+            strcasecmp(mp->mp_content_type->c_type, "application/sdp") == 0) {
+            sdp.assign(mp->mp_payload->pl_data, mp->mp_payload->pl_len);
+            break;
+        }
+    }
+    su_home_deinit(home);
+    return sdp;
+}
+
+// The session description a message carries: its body when that is SDP (or
+// has no Content-Type, taken as SDP as most stacks do), else the SDP part of
+// a multipart body; empty when there is none.
+std::string sdp_of(const sip_t* sip) {
+    if (!has_body(sip)) return {};
+    auto* ct = sip->sip_content_type;
+    if (!ct || !ct->c_type || strcasecmp(ct->c_type, "application/sdp") == 0) return body_of(sip);
+    return is_multipart(ct) ? sdp_part(sip) : std::string();
+}
+
+// 0, or 415 / 406 for an initial INVITE whose body or Accept Tandem cannot
+// answer (content.hpp).
+int invite_content_status(const sip_t* sip, const std::string& sdp) {
+    InviteContent c;
+    c.has_body = has_body(sip);
+    if (sip->sip_content_type && sip->sip_content_type->c_type) c.type = sip->sip_content_type->c_type;
+    c.multipart_has_sdp = !sdp.empty() && is_multipart(sip->sip_content_type);
+    for (auto* e = sip->sip_content_encoding; e; e = e->k_next)
+        for (auto* item = e->k_items; item && *item; ++item) c.encodings.emplace_back(*item);
+    if (sip->sip_accept) {
+        c.accept.emplace();
+        for (auto* a = sip->sip_accept; a; a = a->ac_next) c.accept->emplace_back(a->ac_type ? a->ac_type : "");
+    }
+    return invite_content_status(c);
 }
 
 }  // namespace
@@ -908,6 +955,18 @@ void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t
         nua_handle_destroy(nh);
         return;
     }
+    auto sdp = sdp_of(sip);
+    if (int refusal = invite_content_status(sip, sdp)) {
+        // Before authentication, as the stack refuses unknown methods (405)
+        // and extensions (420): these need nothing but the request.
+        log.debug("refusing INVITE from {}: {}", source->str(),
+                  refusal == 415 ? "a body of a type or encoding we cannot read" : "its Accept rules out SDP");
+        nua_respond(nh, refusal, sip_status_phrase(refusal), NUTAG_WITH_THIS(nua),
+                    TAG_IF(refusal == 415, SIPTAG_ACCEPT_STR("application/sdp")),
+                    TAG_IF(refusal == 415, SIPTAG_ACCEPT_ENCODING_STR("identity")), TAG_END());
+        nua_handle_destroy(nh);
+        return;
+    }
     su_home_t home[1] = {SU_HOME_INIT(home)};
     CallOffer offer;
     offer.call = next_call++;
@@ -921,10 +980,8 @@ void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t
         if (pai->paid_display) offer.asserted_display = unquote(pai->paid_display);
         if (pai->paid_url->url_user) offer.asserted_user = pai->paid_url->url_user;
     }
-    if (body_is_sdp(sip))
-        offer.sdp = body_of(sip);
-    else
-        offer.has_body = sip->sip_payload && sip->sip_payload->pl_len;
+    offer.sdp = std::move(sdp);
+    offer.has_body = offer.sdp.empty() && has_body(sip);
     offer.reliable = sip_has_feature(sip->sip_supported, "100rel") || sip_has_feature(sip->sip_require, "100rel");
     if (auto* rp = sip_replaces(sip)) {
         // RFC 3891 section 3: only a confirmed dialog of ours is replaced
@@ -963,7 +1020,7 @@ void SofiaAgent::Impl::emit(Dialog& d, CallEvent::Kind kind, int status, const c
     e.status = status;
     if (phrase) e.phrase = phrase;
     if (sip && sip->sip_call_id && sip->sip_call_id->i_id) e.sip_call_id = sip->sip_call_id->i_id;
-    if (body_is_sdp(sip)) e.sdp = body_of(sip);
+    e.sdp = sdp_of(sip);
     callbacks.on_call_event(std::move(e));
 }
 
