@@ -10,7 +10,7 @@ packages=(
   libspandsp-dev libopus-dev libspeex-dev libspeexdsp-dev libbcg729-dev libsndfile1-dev
   libsofia-sip-ua-dev libssl-dev sip-tester
   libsrtp2-dev libjemalloc-dev
-  baresip-core openssl
+  baresip-core linphone-cli openssl
   espeak-ng sox lame
   procps python3
 )
