@@ -1253,11 +1253,15 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
     } else {
         OutgoingCall c;
         auto h = ep->host_ip ? ep->host_ip->uri_host() : ep->host;
-        c.request_uri = fmt::format("sip:{}@{}:{}", number.empty() ? ep->name : number, h, ep->port);
+        c.transport = ep->transport();
+        c.request_uri = sip_uri(fmt::format("{}@{}:{}", number.empty() ? ep->name : number, h, ep->port), c.transport);
         c.to = "<" + c.request_uri + ">";
         invites.push_back(std::move(c));
     }
+    // outboundproxy=: the INVITE goes there first, a pre-loaded loose route.
+    const auto& proxy = ep ? ep->outboundproxy : g.outboundproxy;
     for (auto& c : invites) {
+        if (!proxy.empty()) c.route.insert(c.route.begin(), proxy);
         c.from = from;
         if (ep && !ep->secret.empty()) {
             c.auth_user = ep->defaultuser.empty() ? ep->name : ep->defaultuser;

@@ -95,6 +95,7 @@ awaitable<int> show_endpoint(Service weak, CliRequest& r) {
     row("ACL", e->acl.empty() ? "<none>" : e->acl.str());
     row("Insecure", insecure.empty() ? "no" : join(insecure));
     row("Transports", join(transports));
+    if (!e->outboundproxy.empty()) row("Outbound proxy", e->outboundproxy);
     row("Max contacts", std::to_string(e->max_contacts));
     if (!e->language.empty()) row("Language", e->language);
     if (!e->accountcode.empty()) row("Account code", e->accountcode);

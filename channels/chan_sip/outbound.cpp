@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 
 namespace tandem::sip {
@@ -22,8 +23,116 @@ std::string OutboundRegistration::key() const {
     return fmt::format("{}@{}:{}", user, host, port);
 }
 
+namespace {
+
+// A "name://" at the front of `text` (letters only), or "" when there is none.
+std::string_view scheme_of(std::string_view text) {
+    auto sep = text.find("://");
+    if (sep == std::string_view::npos || sep == 0) return {};
+    for (char c : text.substr(0, sep))
+        if (!std::isalpha(static_cast<unsigned char>(c))) return {};
+    return text.substr(0, sep);
+}
+
+// "udp://", "tcp://" or "tls://" at the front of `text`: taken off and
+// returned. `unknown` is set when another name:// is there.
+std::optional<Transport> take_scheme(std::string_view& text, bool& unknown) {
+    auto scheme = scheme_of(text);
+    unknown = false;
+    if (scheme.empty()) return std::nullopt;
+    auto t = parse_transport(scheme);
+    if (t)
+        text.remove_prefix(scheme.size() + 3);
+    else
+        unknown = true;
+    return t;
+}
+
+// host, host:port or [v6]:port, each part checked; false when malformed.
+bool valid_host_port(std::string_view hp) {
+    if (hp.empty()) return false;
+    std::string_view host = hp, port;
+    if (hp.front() == '[') {
+        auto close = hp.find(']');
+        if (close == std::string_view::npos) return false;
+        host = hp.substr(1, close - 1);
+        auto rest = hp.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') return false;
+            port = rest.substr(1);
+            if (port.empty()) return false;
+        }
+        for (char c : host)
+            if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+    } else {
+        auto colon = hp.find(':');
+        if (colon != std::string_view::npos) {
+            host = hp.substr(0, colon);
+            port = hp.substr(colon + 1);
+            if (port.empty()) return false;
+        }
+        for (char c : host)
+            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return false;
+    }
+    if (host.empty()) return false;
+    if (!port.empty()) {
+        unsigned v = 0;
+        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+        if (ec != std::errc() || end != port.data() + port.size() || v == 0 || v > 65535) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string sip_uri(std::string_view host_port, Transport t) {
+    if (t == Transport::udp) return fmt::format("sip:{}", host_port);
+    return fmt::format("sip:{};transport={}", host_port, to_string(t));
+}
+
+std::optional<std::string> parse_outbound_proxy(std::string_view text, std::string& error) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    if (text.starts_with("sip:") || text.starts_with("sips:")) {
+        // A URI as written; only what would break the Route header is refused.
+        for (char c : text)
+            if (static_cast<unsigned char>(c) <= ' ' || c == '"' || c == '<' || c == '>' || c == ',' || c == '\\') {
+                error = fmt::format("outboundproxy: unusable character in '{}'", text);
+                return std::nullopt;
+            }
+        auto host_port = text.substr(text.find(':') + 1);
+        host_port = host_port.substr(0, host_port.find(';'));
+        if (auto at = host_port.rfind('@'); at != std::string_view::npos) host_port.remove_prefix(at + 1);
+        if (!valid_host_port(host_port)) {
+            error = fmt::format("outboundproxy: expected sip:host[:port][;params], not '{}'", text);
+            return std::nullopt;
+        }
+        bool lr = text.find(";lr") != std::string_view::npos;
+        return fmt::format("<{}{}>", text, lr ? "" : ";lr");
+    }
+    bool unknown = false;
+    auto t = take_scheme(text, unknown);
+    if (unknown) {
+        error = fmt::format("outboundproxy: unknown transport in '{}' (udp://, tcp://, tls://)", text);
+        return std::nullopt;
+    }
+    if (!valid_host_port(text)) {
+        error = fmt::format("outboundproxy: expected [udp://|tcp://|tls://]host[:port], not '{}'", text);
+        return std::nullopt;
+    }
+    return fmt::format("<{};lr>", sip_uri(text, t.value_or(Transport::udp)));
+}
+
 std::optional<OutboundRegistration> parse_register_line(std::string_view text, std::string& error) {
     OutboundRegistration r;
+    bool unknown = false;
+    if (auto t = take_scheme(text, unknown)) {
+        r.transport = *t;
+        if (*t == Transport::tls) r.port = 5061;
+    } else if (unknown) {
+        error = "register: unknown transport (udp://, tcp://, tls://)";
+        return std::nullopt;
+    }
     // The secret may contain '@' or '/': split at the last '@'.
     auto at = text.rfind('@');
     if (at == std::string_view::npos || at == 0) {

@@ -14,6 +14,8 @@
 // Threading: plain values; RegistryEvents locks itself.
 #pragma once
 
+#include "message.hpp"
+
 #include <tandem/events.hpp>
 
 #include <chrono>
@@ -34,6 +36,8 @@ struct OutboundRegistration {
     std::uint16_t port = 5060;
     std::string contact_user;  // user part of our Contact (default: user); inbound calls use it
     std::string endpoint;      // the peer whose register=yes made it, or ""
+    Transport transport = Transport::udp;  // tcp:// or tls:// in the line, or the peer's transport=
+    std::string proxy;                     // outboundproxy= as a Route value, "" for none
     std::chrono::seconds expiry{120};
     std::chrono::seconds retry{20};  // registertimeout: first retry after a failure
     int attempts = 0;                // registerattempts: failures before giving up (0: never)
@@ -43,9 +47,21 @@ struct OutboundRegistration {
     bool operator==(const OutboundRegistration&) const = default;
 };
 
-// Parses `user[:secret[:authuser]]@host[:port][/contact-user]`; nullopt with
-// `error` set when malformed.
+// Parses `[udp://|tcp://|tls://]user[:secret[:authuser]]@host[:port][/contact-user]`
+// (tls:// without a port: 5061); nullopt with `error` set when malformed.
 std::optional<OutboundRegistration> parse_register_line(std::string_view text, std::string& error);
+
+// The request URI of a registrar, a trunk or a proxy reached over `t`:
+// "sip:host[:port]" with ";transport=tcp|tls" unless UDP.
+std::string sip_uri(std::string_view host_port, Transport t);
+
+// outboundproxy=: `[udp://|tcp://|tls://]host[:port]` or a sip: URI. Returns
+// the Route header value that sends requests through it, a loose route
+// (RFC 3261 8.1.2: the UAC's pre-loaded route set is the proxy):
+// "<sip:host[:port];transport=tcp;lr>". Without a port the proxy is found
+// as RFC 3263 says (SRV, then 5060, or 5061 for TLS). nullopt with `error`
+// set when malformed.
+std::optional<std::string> parse_outbound_proxy(std::string_view text, std::string& error);
 
 enum class RegistryState : std::uint8_t {
     unregistered,

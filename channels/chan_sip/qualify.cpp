@@ -60,6 +60,7 @@ std::vector<QualifyTarget> QualifyTable::targets_of(const Endpoint& e, const std
             if (b.path.empty() && send_to_source(e, b)) t.send_to = b.source;
             t.transport = b.transport;
             t.route = b.path;
+            if (!e.outboundproxy.empty()) t.route.insert(t.route.begin(), e.outboundproxy);
             t.limit = e.qualify.max;
             out.push_back(std::move(t));
         }
@@ -67,8 +68,9 @@ std::vector<QualifyTarget> QualifyTable::targets_of(const Endpoint& e, const std
         QualifyTarget t;
         auto host = e.host_ip ? e.host_ip->uri_host() : e.host;
         t.uri = fmt::format("sip:{}:{}", host, e.port);
-        t.transport = e.transports.empty() ? Transport::udp : e.transports.front();
+        t.transport = e.transport();
         if (t.transport != Transport::udp) t.uri += ";transport=" + std::string(to_string(t.transport));
+        if (!e.outboundproxy.empty()) t.route.push_back(e.outboundproxy);
         t.key = e.name + " " + t.uri;
         t.endpoint = e.name;
         t.limit = e.qualify.max;

@@ -240,7 +240,11 @@ std::span<const OptionSpec> general_schema() {
          .default_value = "no",
          .help = "Require a client certificate signed by tlscafile."},
         {.name = "register",
-         .help = "Register with a provider: user[:secret[:authuser]]@host[:port][/contact] (repeatable)."},
+         .help = "Register with a provider: [tcp://|tls://]user[:secret[:authuser]]@host[:port][/contact] "
+                 "(repeatable)."},
+        {.name = "outboundproxy",
+         .help = "Send requests to peers and registrars through this proxy: [udp://|tcp://|tls://]host[:port] "
+                 "or a sip: URI (a loose Route)."},
         {.name = "registertimeout",
          .type = OptionType::duration,
          .default_value = "20s",
@@ -390,7 +394,9 @@ std::span<const OptionSpec> endpoint_schema() {
          .help = "port: match a gateway by address only; invite: do not challenge its INVITEs."},
         {.name = "transport",
          .type = OptionType::list,
-         .help = "Transports it may use: udp, tcp, tls (first is preferred)."},
+         .help = "Transports it may use: udp, tcp, tls (the first is used for our requests to it)."},
+        {.name = "outboundproxy",
+         .help = "Reach it through this proxy (default: [general] outboundproxy; empty: directly)."},
         {.name = "maxcontacts",
          .type = OptionType::integer,
          .default_value = "10",
@@ -566,6 +572,35 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
     if (g.auth_algorithms.empty()) g.auth_algorithms.push_back(DigestAlgorithm::md5);
     g.sipdebug = go.boolean("sipdebug");
 
+    // A transport our requests use needs its listener: Sofia sends over the
+    // transports it listens on.
+    auto can_send = [&](Transport t) {
+        if (t == Transport::tls) return g.tls.enabled;
+        return std::find(g.transports.begin(), g.transports.end(), t) != g.transports.end();
+    };
+    auto needs = [](Transport t) {
+        return t == Transport::tls ? "tlsenable=yes in [general]"
+                                   : fmt::format("{} in [general] transport=", to_string(t));
+    };
+    auto proxy_option = [&](const config::Options& opts, const config::Section& sec, std::string& into) {
+        std::string bad;
+        auto p = parse_outbound_proxy(opts.str("outboundproxy"), bad);
+        if (!p) {
+            errors.push_back({where(opts, "outboundproxy", sec), bad});
+            return;
+        }
+        auto t = p->find(";transport=tls") != std::string::npos || p->starts_with("<sips:") ? Transport::tls
+                 : p->find(";transport=tcp") != std::string::npos                         ? Transport::tcp
+                                                                                            : Transport::udp;
+        if (!can_send(t)) {
+            errors.push_back({where(opts, "outboundproxy", sec),
+                              fmt::format("outboundproxy over {} needs {}", to_string(t), needs(t))});
+            return;
+        }
+        into = *p;
+    };
+    if (go.has("outboundproxy") && !go.str("outboundproxy").empty()) proxy_option(go, gsec, g.outboundproxy);
+
     // Outbound registrations written in [general].
     auto retry = std::chrono::duration_cast<std::chrono::seconds>(go.duration("registertimeout"));
     auto attempts = static_cast<int>(go.integer("registerattempts"));
@@ -576,9 +611,15 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
             errors.push_back({v->where, bad});
             continue;
         }
+        if (!can_send(r->transport)) {
+            errors.push_back({v->where, fmt::format("register over {} needs {}", to_string(r->transport),
+                                                    needs(r->transport))});
+            continue;
+        }
         r->expiry = g.defaultexpiry;
         r->retry = retry;
         r->attempts = attempts;
+        r->proxy = g.outboundproxy;
         settings->registrations.push_back(std::move(*r));
     }
 
@@ -712,6 +753,15 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         e.allowtransfer = o.boolean("allowtransfer");
         e.faxdetect = o.str("faxdetect");
         e.videosupport = o.boolean("videosupport");
+        if (o.has("outboundproxy")) {
+            if (!o.str("outboundproxy").empty()) proxy_option(o, s, e.outboundproxy);
+        } else {
+            e.outboundproxy = g.outboundproxy;
+        }
+        if (e.has_static_host() && !can_send(e.transport()))
+            errors.push_back({where(o, "transport", s),
+                              fmt::format("[{}] is reached over {}: that needs {}", s.name, to_string(e.transport()),
+                                          needs(e.transport()))});
         if (o.boolean("register")) {
             if (!e.has_static_host() || e.secret.empty()) {
                 errors.push_back({where(o, "register", s), "register=yes needs a static host= and a secret"});
@@ -723,6 +773,8 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
                 r.secret = e.secret;
                 r.host = e.host_ip ? e.host_ip->uri_host() : e.host;
                 r.port = e.port;
+                r.transport = e.transport();
+                r.proxy = e.outboundproxy;
                 r.endpoint = e.name;
                 r.expiry = g.defaultexpiry;
                 r.retry = retry;

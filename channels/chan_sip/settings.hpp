@@ -85,6 +85,7 @@ struct Endpoint {
     bool allowtransfer = true;            // may transfer its calls (REFER, INVITE with Replaces)
     std::string faxdetect = "no";         // no, yes, cng, ced: fax tones listened for in its audio
     bool videosupport = false;            // negotiate video (allow=h264,vp8,h263) and relay it untouched
+    std::string outboundproxy;            // Route value our requests to it start with, "" for none
     config::Location where;
 
     bool can_register() const { return dynamic && type != EndpointType::user; }
@@ -92,6 +93,8 @@ struct Endpoint {
     // The music class its channels hear when held ("" for passthrough: none).
     std::string music_class() const { return moh_passthrough() ? std::string() : mohinterpret; }
     bool has_static_host() const { return !dynamic && !host.empty(); }
+    // The transport our requests to a static host use: the first of transport=.
+    Transport transport() const { return transports.empty() ? Transport::udp : transports.front(); }
 };
 
 // tlsenable= and friends: the TLS listener.
@@ -120,6 +123,7 @@ struct GeneralSettings {
     std::vector<DigestAlgorithm> auth_algorithms{DigestAlgorithm::md5};
     bool sipdebug = false;
     NatMode nat;  // the default of endpoints; force_rport also applies to every answer
+    std::string outboundproxy;  // default of endpoints and register => lines, a Route value
 };
 
 struct Settings {

@@ -474,13 +474,14 @@ struct SofiaAgent::Impl {
     void registration_failed(Outbound& o, int status, const char* phrase);
     void publish_registry();
 
-    // With TLS on, the stack would put its sips: contact even in answers
-    // over UDP (it prefers the secure one), and the phone would then try to
-    // reach us over TLS: name the contact of the dialog's transport. Empty
-    // (the stack's choice) without TLS or when bound to a wildcard address.
+    // The Contact of the dialog's transport. Left to the stack, it would put
+    // its sips: contact even in answers over UDP when TLS is on (it prefers
+    // the secure one), a UDP one in requests over TCP, and the contact of an
+    // outbound registration in every INVITE. Empty (the stack's choice) when
+    // bound to a wildcard address.
     std::string contact(Transport t, const std::string& user = {}) const {
         auto host = IpAddress::parse(config.bindaddr);
-        if (!config.tls || !host || host->is_unspecified()) return {};
+        if (!host || host->is_unspecified()) return {};
         auto at = user.empty() ? std::string() : user + "@";
         if (t == Transport::tls)
             return fmt::format("<sip:{}{}:{};transport=tls>", at, host->uri_host(), config.tls_port);
@@ -1334,7 +1335,7 @@ void SofiaAgent::Impl::set_registrations(const std::vector<OutboundRegistration>
 void SofiaAgent::Impl::start_registration(Outbound& o) {
     auto& c = o.config;
     auto aor = fmt::format("<sip:{}@{}>", c.user, c.host);
-    auto registrar = fmt::format("sip:{}:{}", c.host, c.port);
+    auto registrar = sip_uri(fmt::format("{}:{}", c.host, c.port), c.transport);
     auto expires = std::to_string(c.expiry.count());
     o.nh = nua_handle(nua, nullptr, SIPTAG_TO_STR(aor.c_str()), SIPTAG_FROM_STR(aor.c_str()), TAG_END());
     if (!o.nh) {
@@ -1347,9 +1348,16 @@ void SofiaAgent::Impl::start_registration(Outbound& o) {
     o.entry.next_attempt = 0;
     // The stack refreshes the binding before it expires; its own NAT
     // keep-alives and Contact validation are for phones, not for a PBX.
-    auto ours = contact(Transport::udp, c.contact_user);
+    auto ours = contact(c.transport, c.contact_user);
+    // Bound to a wildcard address the stack builds the Contact: it must still
+    // ask for the registration's transport.
+    std::string params = ours.empty() && c.transport != Transport::udp
+                             ? fmt::format("transport={}", to_string(c.transport))
+                             : std::string();
     nua_register(o.nh, NUTAG_REGISTRAR(URL_STRING_MAKE(registrar.c_str())), NUTAG_M_USERNAME(c.contact_user.c_str()),
                  TAG_IF(!ours.empty(), SIPTAG_CONTACT_STR(ours.c_str())), SIPTAG_EXPIRES_STR(expires.c_str()),
+                 TAG_IF(!c.proxy.empty(), SIPTAG_ROUTE_STR(c.proxy.c_str())),
+                 TAG_IF(!params.empty(), NUTAG_M_PARAMS(params.c_str())),
                  NUTAG_OUTBOUND("no-options-keepalive, no-validate, no-natify"), NUTAG_KEEPALIVE(0), TAG_END());
     publish_registry();
 }

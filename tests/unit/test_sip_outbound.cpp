@@ -133,3 +133,90 @@ TEST_CASE("sip outbound: TLS options are checked with their line") {
     CHECK(has_error(p, 2, "transport"));
     std::filesystem::remove(cert);
 }
+
+TEST_CASE("sip outbound: transports of register => lines and outboundproxy values") {
+    std::string error;
+    auto r = parse_register_line("tcp://acct42:Trunk-Secret-1234@sip.example.com/5550100", error);
+    REQUIRE(r);
+    CHECK(r->transport == Transport::tcp);
+    CHECK(r->user == "acct42");
+    CHECK(r->port == 5060);
+    r = parse_register_line("tls://acct42:Trunk-Secret-1234@sip.example.com", error);
+    REQUIRE(r);
+    CHECK(r->transport == Transport::tls);
+    CHECK(r->port == 5061);  // TLS's own port when none is written
+    r = parse_register_line("acct42:with://inside@sip.example.com", error);  // not a transport: credentials
+    REQUIRE(r);
+    CHECK(r->user == "acct42");
+    CHECK(r->transport == Transport::udp);
+    CHECK_FALSE(parse_register_line("sctp://acct42:Trunk-Secret-1234@sip.example.com", error));
+    CHECK(error.find("transport") != std::string::npos);
+
+    CHECK(sip_uri("sip.example.com:5060", Transport::udp) == "sip:sip.example.com:5060");
+    CHECK(sip_uri("sip.example.com:5061", Transport::tls) == "sip:sip.example.com:5061;transport=tls");
+
+    CHECK(parse_outbound_proxy("proxy.example.com", error) == "<sip:proxy.example.com;lr>");
+    CHECK(parse_outbound_proxy(" 192.0.2.7:5070 ", error) == "<sip:192.0.2.7:5070;lr>");
+    CHECK(parse_outbound_proxy("tcp://proxy.example.com:5080", error) == "<sip:proxy.example.com:5080;transport=tcp;lr>");
+    CHECK(parse_outbound_proxy("tls://[2001:db8::7]", error) == "<sip:[2001:db8::7];transport=tls;lr>");
+    CHECK(parse_outbound_proxy("sip:edge.example.com;transport=tcp", error) ==
+          "<sip:edge.example.com;transport=tcp;lr>");
+    CHECK(parse_outbound_proxy("sip:edge.example.com;lr", error) == "<sip:edge.example.com;lr>");
+    CHECK_FALSE(parse_outbound_proxy("", error));
+    CHECK_FALSE(parse_outbound_proxy("proxy.example.com:0", error));
+    CHECK_FALSE(parse_outbound_proxy("proxy example.com", error));
+    CHECK_FALSE(parse_outbound_proxy("ftp://proxy.example.com", error));
+    CHECK_FALSE(parse_outbound_proxy("sip:edge.example.com>, <sip:evil", error));
+    CHECK_FALSE(parse_outbound_proxy("[2001:db8::7", error));
+}
+
+TEST_CASE("sip outbound: outboundproxy and transport= reach peers and their registrations") {
+    auto p = parse(
+        "[general]\n"
+        "transport = udp,tcp\n"
+        "outboundproxy = tcp://edge.example.com:5080\n"
+        "register => acct1:Trunk-Secret-1234@sip.example.com\n"
+        "[trunk]\n"
+        "type = peer\n"
+        "host = sip.provider.example\n"
+        "transport = tcp\n"
+        "secret = Trunk-Secret-5678\n"
+        "register = yes\n"
+        "[direct]\n"
+        "type = peer\n"
+        "host = 192.0.2.9\n"
+        "outboundproxy =\n"
+        "[own]\n"
+        "type = peer\n"
+        "host = 192.0.2.10\n"
+        "outboundproxy = 192.0.2.1\n");
+    CHECK(p.errors.empty());
+    REQUIRE(p.settings->registrations.size() == 2);
+    CHECK(p.settings->registrations[0].proxy == "<sip:edge.example.com:5080;transport=tcp;lr>");
+    CHECK(p.settings->registrations[0].transport == Transport::udp);
+    CHECK(p.settings->registrations[1].endpoint == "trunk");
+    CHECK(p.settings->registrations[1].transport == Transport::tcp);
+    CHECK(p.settings->registrations[1].proxy == "<sip:edge.example.com:5080;transport=tcp;lr>");
+    REQUIRE(p.settings->find("trunk"));
+    CHECK(p.settings->find("trunk")->transport() == Transport::tcp);
+    CHECK(p.settings->find("direct")->outboundproxy.empty());  // empty: reached directly
+    CHECK(p.settings->find("own")->outboundproxy == "<sip:192.0.2.1;lr>");
+
+    // A transport Tandem does not listen on cannot carry its requests either.
+    p = parse(
+        "[general]\n"
+        "outboundproxy = tcp://edge.example.com\n"
+        "register => tls://acct1:Trunk-Secret-1234@sip.example.com\n"
+        "[trunk]\n"
+        "type = peer\n"
+        "host = sip.provider.example\n"
+        "transport = tcp\n"
+        "[gw]\n"
+        "type = peer\n"
+        "host = 192.0.2.9\n"
+        "outboundproxy = here and there\n");
+    CHECK(has_error(p, 2, "tcp in [general] transport="));
+    CHECK(has_error(p, 3, "tlsenable=yes"));
+    CHECK(has_error(p, 7, "reached over tcp"));
+    CHECK(has_error(p, 11, "outboundproxy"));
+}

@@ -40,7 +40,7 @@ const QualifyTarget* find(const std::vector<QualifyTarget>& ts, const std::strin
 
 TEST_CASE("sip qualify: targets follow nat=, Path and static hosts") {
     auto s = settings(
-        "[general]\nqualify = yes\nqualifyfreq = 30\n"
+        "[general]\nqualify = yes\nqualifyfreq = 30\ntransport = udp,tcp\n"
         "[rport]\nsecret = long-enough-secret\n"
         "[plain]\nsecret = long-enough-secret\nnat = no\n"
         "[auto-natted]\nsecret = long-enough-secret\nnat = auto_force_rport\n"
