@@ -38,13 +38,42 @@ std::uint32_t word(const IpAddress& a, std::size_t i) {
 
 }  // namespace
 
+namespace {
+
+// Offsets in a UDP socket's filter are from the UDP header: the payload
+// starts at 8.
+constexpr std::uint32_t udp_payload = 8;
+constexpr std::uint32_t stun_magic_cookie = 0x2112A442u;
+
+// Falls through to what follows when the datagram is not STUN or is a bare
+// Binding request; drops it otherwise.
+std::vector<sock_filter> stun_guard() {
+    return {
+        stmt(BPF_LD | BPF_B | BPF_ABS, udp_payload),                       // 0: first byte
+        jump(BPF_JMP | BPF_JGT | BPF_K, 1, 7, 0),                          // 1: > 1: not STUN, on to 9
+        stmt(BPF_LD | BPF_W | BPF_LEN, 0),                                 // 2
+        jump(BPF_JMP | BPF_JEQ | BPF_K, udp_payload + 20, 0, 4),           // 3: header only, else drop
+        stmt(BPF_LD | BPF_H | BPF_ABS, udp_payload),                       // 4: message type
+        jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0001, 0, 2),                     // 5: Binding request, else drop
+        stmt(BPF_LD | BPF_W | BPF_ABS, udp_payload + 4),                   // 6
+        jump(BPF_JMP | BPF_JEQ | BPF_K, stun_magic_cookie, 1, 0),          // 7: RFC 5389, on to 9
+        stmt(BPF_RET | BPF_K, drop),                                       // 8
+    };
+}
+
+}  // namespace
+
 BanFilter build_ban_filter(const std::vector<IpAddress>& banned) {
     BanFilter out;
+    out.udp_program = stun_guard();
     std::vector<IpAddress> v4, v6;
     for (auto& a : banned) (a.is_v4() ? v4 : v6).push_back(a);
-    if (v4.empty() && v6.empty()) return out;
+    if (v4.empty() && v6.empty()) {
+        out.udp_program.push_back(stmt(BPF_RET | BPF_K, accept_all));
+        return out;
+    }
 
-    std::size_t used = 10;  // dispatch, loads and returns
+    std::size_t used = 10 + out.udp_program.size();  // dispatch, loads, returns and the STUN guard
     std::size_t n4 = 0, n6 = 0;
     while (n4 < v4.size() && used + 1 + (n4 % v4_chunk == 0 ? 2 : 0) <= instruction_budget) {
         used += 1 + (n4 % v4_chunk == 0 ? 2 : 0);
@@ -93,6 +122,7 @@ BanFilter build_ban_filter(const std::vector<IpAddress>& banned) {
     p.insert(p.end(), v4_block.begin(), v4_block.end());
     p.insert(p.end(), v6_block.begin(), v6_block.end());
     out.addresses = n4 + n6;
+    out.udp_program.insert(out.udp_program.end(), p.begin(), p.end());
     return out;
 }
 
@@ -130,11 +160,14 @@ bool for_each_socket_on_port(std::uint16_t port, std::string& error, Fn fn) {
 
 int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& error) {
     int changed = 0;
-    sock_fprog prog{static_cast<unsigned short>(filter.program.size()),
-                    const_cast<sock_filter*>(filter.program.data())};
     for_each_socket_on_port(port, error, [&](int fd) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return;
+        auto& code = type == SOCK_DGRAM && !filter.udp_program.empty() ? filter.udp_program : filter.program;
+        sock_fprog prog{static_cast<unsigned short>(code.size()), const_cast<sock_filter*>(code.data())};
         int rc;
-        if (filter.program.empty()) {
+        if (code.empty()) {
             int unused = 0;
             rc = ::setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused);
             if (rc != 0 && errno == ENOENT) return;  // none attached

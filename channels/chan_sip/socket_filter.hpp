@@ -8,6 +8,12 @@
 // banned. Requests that slip through (more bans than fit in one program, or a
 // kernel without socket filters) are still ignored by chan_sip itself.
 //
+// The UDP socket's program also drops datagrams that look like STUN (first
+// byte 0 or 1) unless they are a bare Binding request (RFC 5389: 20 bytes,
+// the magic cookie), the RFC 5626 keep-alive a phone sends: Sofia-SIP's STUN
+// code leaks memory and writes to stderr for every other one, and Tandem
+// serves no STUN beyond those keep-alives.
+//
 // Threading: build_ban_filter() is pure. apply_ban_filter() changes sockets
 // the Sofia thread owns: call it only there.
 #pragma once
@@ -23,17 +29,19 @@
 namespace tandem::sip {
 
 struct BanFilter {
-    std::vector<sock_filter> program;  // empty: accept everything (detach)
-    std::size_t addresses = 0;         // how many of the banned addresses it covers
+    std::vector<sock_filter> program;      // stream sockets; empty: accept everything (detach)
+    std::vector<sock_filter> udp_program;  // datagram sockets: the STUN guard, then `program`
+    std::size_t addresses = 0;             // how many of the banned addresses it covers
 };
 
 // A program that drops IPv4 and IPv6 packets from `banned` and accepts the
 // rest; it stays within the kernel's instruction limit, covering as many
-// addresses as fit (IPv4 first).
+// addresses as fit (IPv4 first). Its UDP version guards against STUN too.
 BanFilter build_ban_filter(const std::vector<IpAddress>& banned);
 
-// Attaches `filter` to every socket of this process bound to local `port`
-// (or detaches when the program is empty). Returns how many sockets changed;
+// Attaches `filter` to every socket of this process bound to local `port`,
+// the UDP program to datagram sockets (a stream socket's filter is detached
+// when its program is empty). Returns how many sockets changed;
 // `error` tells why one could not.
 int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& error);
 

@@ -590,6 +590,8 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         if (set_receive_buffer(config.port, config.udp_rcvbuf, why) == 0 && !why.empty())
             log.warning("cannot size the SIP receive buffer to {} bytes: {}", config.udp_rcvbuf, why);
     }
+    // The UDP socket's STUN guard is there before any ban.
+    if (udp) apply_bans({});
     tick_timer = su_timer_create(su_root_task(root), tick_ms);
     if (!tick_timer || su_timer_set_for_ever(tick_timer, &Impl::on_tick, this) < 0) {
         error = "cannot start the SIP timer";

@@ -20,6 +20,20 @@ namespace fs = std::filesystem;
 namespace tandem {
 
 namespace {
+
+// Sanitizer builds keep an unloaded module's code mapped (RTLD_NODELETE), so
+// that a leak found at exit can still be traced to the module's source.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kKeepCode = RTLD_NODELETE;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr int kKeepCode = RTLD_NODELETE;
+#else
+constexpr int kKeepCode = 0;
+#endif
+#else
+constexpr int kKeepCode = 0;
+#endif
 std::vector<std::string> split_list(const char* s) {
     std::vector<std::string> out;
     if (!s) return out;
@@ -216,7 +230,7 @@ bool ModuleLoader::open_candidate(const std::string& name_or_path, Candidate& c,
         error = fmt::format("module {}: no such file {}", normalize(name_or_path), c.path);
         return false;
     }
-    c.handle = dlopen(c.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    c.handle = dlopen(c.path.c_str(), RTLD_NOW | RTLD_LOCAL | kKeepCode);
     if (!c.handle) {
         error = fmt::format("module {}: cannot open: {}", normalize(name_or_path), dlerror());
         return false;

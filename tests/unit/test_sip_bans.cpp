@@ -161,3 +161,59 @@ TEST_CASE("sip bans: the kernel drops packets from banned sources on the SIP por
     ::close(client);
     ::close(server);
 }
+
+TEST_CASE("sip bans: the UDP socket drops STUN other than a bare Binding request") {
+    int server = ::socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(server >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len);
+    auto port = ntohs(addr.sin_port);
+    timeval tv{0, 200000};
+    ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int client = ::socket(AF_INET, SOCK_DGRAM, 0);
+    auto passes = [&](const std::vector<std::uint8_t>& datagram) {
+        ::sendto(client, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        std::uint8_t buf[2048];
+        return ::recv(server, buf, sizeof buf, 0) == static_cast<ssize_t>(datagram.size());
+    };
+    // A Binding request as RFC 5626 keep-alives send it: type 0x0001, length 0, cookie, transaction id.
+    std::vector<std::uint8_t> binding = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
+    for (int i = 0; i < 12; ++i) binding.push_back(static_cast<std::uint8_t>(i + 1));
+    std::string sip = "OPTIONS sip:127.0.0.1 SIP/2.0\r\n\r\n";
+    std::vector<std::uint8_t> request(sip.begin(), sip.end());
+    std::vector<std::uint8_t> junk;
+    for (int i = 0; i < 700; ++i) junk.push_back(static_cast<std::uint8_t>(i));  // starts 00 01 02...
+    auto classic = binding;  // RFC 3489: no cookie
+    classic[4] = classic[5] = classic[6] = classic[7] = 0x55;
+    auto with_attribute = binding;  // an attribute Sofia's STUN code would parse
+    with_attribute[3] = 8;
+    for (std::uint8_t b : {0x80, 0x22, 0x00, 0x04, 0x41, 0x42, 0x43, 0x44}) with_attribute.push_back(b);
+    auto response = binding;  // a Binding success response
+    response[0] = 0x01;
+
+    std::string error;
+    REQUIRE(passes(binding));  // nothing attached yet
+    REQUIRE(passes(junk));
+    CHECK(apply_ban_filter(port, build_ban_filter({}), error) == 1);
+    CHECK(error.empty());
+    CHECK(passes(request));
+    CHECK(passes(binding));
+    CHECK_FALSE(passes(junk));
+    CHECK_FALSE(passes(classic));
+    CHECK_FALSE(passes(with_attribute));
+    CHECK_FALSE(passes(response));
+    // With bans the guard stays in front of them.
+    CHECK(apply_ban_filter(port, build_ban_filter({ip("192.0.2.1")}), error) == 1);
+    CHECK(passes(request));
+    CHECK(passes(binding));
+    CHECK_FALSE(passes(junk));
+    CHECK(apply_ban_filter(port, build_ban_filter({ip("127.0.0.1")}), error) == 1);
+    CHECK_FALSE(passes(request));
+    CHECK_FALSE(passes(binding));
+    ::close(client);
+    ::close(server);
+}
