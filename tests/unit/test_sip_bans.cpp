@@ -3,6 +3,7 @@
 
 #include "chan_sip/bans.hpp"
 #include "chan_sip/socket_filter.hpp"
+#include "udp_loopback.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -131,55 +132,25 @@ TEST_CASE("sip bans: the socket filter program covers IPv4 and IPv6") {
 }
 
 TEST_CASE("sip bans: the kernel drops packets from banned sources on the SIP port") {
-    int server = ::socket(AF_INET, SOCK_DGRAM, 0);
-    REQUIRE(server >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len);
-    auto port = ntohs(addr.sin_port);
-    timeval tv{0, 200000};
-    ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int client = ::socket(AF_INET, SOCK_DGRAM, 0);
-    auto exchange = [&] {
-        ::sendto(client, "x", 1, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        char buf[8];
-        return ::recv(server, buf, sizeof buf, 0) == 1;
-    };
+    tandem::test::UdpLoopback udp;
+    REQUIRE(udp.ok());
+    auto exchange = [&] { return udp.passes({'x'}); };
 
     std::string error;
     CHECK(exchange());
-    CHECK(apply_ban_filter(port, build_ban_filter({ip("127.0.0.1")}), error) == 1);
+    CHECK(apply_ban_filter(udp.port, build_ban_filter({ip("127.0.0.1")}), error) == 1);
     CHECK(error.empty());
     CHECK_FALSE(exchange());
-    CHECK(apply_ban_filter(port, build_ban_filter({ip("192.0.2.1"), ip("2001:db8::1")}), error) == 1);
+    CHECK(apply_ban_filter(udp.port, build_ban_filter({ip("192.0.2.1"), ip("2001:db8::1")}), error) == 1);
     CHECK(exchange());  // another address banned: loopback passes
-    CHECK(apply_ban_filter(port, build_ban_filter({}), error) == 1);
+    CHECK(apply_ban_filter(udp.port, build_ban_filter({}), error) == 1);
     CHECK(exchange());
-    ::close(client);
-    ::close(server);
 }
 
 TEST_CASE("sip bans: the UDP socket drops STUN other than a bare Binding request") {
-    int server = ::socket(AF_INET, SOCK_DGRAM, 0);
-    REQUIRE(server >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len);
-    auto port = ntohs(addr.sin_port);
-    timeval tv{0, 200000};
-    ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int client = ::socket(AF_INET, SOCK_DGRAM, 0);
-    auto passes = [&](const std::vector<std::uint8_t>& datagram) {
-        ::sendto(client, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        std::uint8_t buf[2048];
-        return ::recv(server, buf, sizeof buf, 0) == static_cast<ssize_t>(datagram.size());
-    };
+    tandem::test::UdpLoopback udp;
+    REQUIRE(udp.ok());
+    auto passes = [&](const std::vector<std::uint8_t>& datagram) { return udp.passes(datagram); };
     // A Binding request as RFC 5626 keep-alives send it: type 0x0001, length 0, cookie, transaction id.
     std::vector<std::uint8_t> binding = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
     for (int i = 0; i < 12; ++i) binding.push_back(static_cast<std::uint8_t>(i + 1));
@@ -198,7 +169,7 @@ TEST_CASE("sip bans: the UDP socket drops STUN other than a bare Binding request
     std::string error;
     REQUIRE(passes(binding));  // nothing attached yet
     REQUIRE(passes(junk));
-    CHECK(apply_ban_filter(port, build_ban_filter({}), error) == 1);
+    CHECK(apply_ban_filter(udp.port, build_ban_filter({}), error) == 1);
     CHECK(error.empty());
     CHECK(passes(request));
     CHECK(passes(binding));
@@ -207,13 +178,11 @@ TEST_CASE("sip bans: the UDP socket drops STUN other than a bare Binding request
     CHECK_FALSE(passes(with_attribute));
     CHECK_FALSE(passes(response));
     // With bans the guard stays in front of them.
-    CHECK(apply_ban_filter(port, build_ban_filter({ip("192.0.2.1")}), error) == 1);
+    CHECK(apply_ban_filter(udp.port, build_ban_filter({ip("192.0.2.1")}), error) == 1);
     CHECK(passes(request));
     CHECK(passes(binding));
     CHECK_FALSE(passes(junk));
-    CHECK(apply_ban_filter(port, build_ban_filter({ip("127.0.0.1")}), error) == 1);
+    CHECK(apply_ban_filter(udp.port, build_ban_filter({ip("127.0.0.1")}), error) == 1);
     CHECK_FALSE(passes(request));
     CHECK_FALSE(passes(binding));
-    ::close(client);
-    ::close(server);
 }

@@ -1,6 +1,7 @@
 // chan_sip's socket tuning: the receive buffer of the SIP UDP socket is
 // raised on the real socket found by its port.
 #include "chan_sip/socket_filter.hpp"
+#include "udp_loopback.hpp"
 
 #include <doctest/doctest.h>
 
@@ -12,15 +13,10 @@
 using namespace tandem::sip;
 
 TEST_CASE("sip: the UDP receive buffer is raised on the socket bound to the port") {
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    const std::uint16_t port = ntohs(a.sin_port);
+    tandem::test::UdpLoopback udp;
+    REQUIRE(udp.ok());
+    const int fd = udp.server;
+    const std::uint16_t port = udp.port;
 
     int before = 0;
     socklen_t blen = sizeof before;
@@ -38,5 +34,4 @@ TEST_CASE("sip: the UDP receive buffer is raised on the socket bound to the port
 
     // Another port is left alone.
     CHECK(set_receive_buffer(static_cast<std::uint16_t>(port == 65535 ? 1 : port + 1), 1u << 20, error) == 0);
-    ::close(fd);
 }
