@@ -22,7 +22,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, append_file, edits, free_media_port, free_port, use_port  # noqa: E402
+from siptest import HERE, SIPP, append_file, edits, free_media_port, free_port, sipp_result, use_port  # noqa: E402
 
 work = tempfile.mkdtemp(prefix="tandem-routes-")
 port = free_port()
@@ -96,12 +96,8 @@ def received(proc, method):
 
 
 def done(proc, what):
-    try:
-        out, _ = proc.communicate(timeout=45)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    check(proc.returncode == 0, what + ("" if proc.returncode == 0 else ":\n" + out[-3000:]))
+    rc, out = sipp_result(proc, timeout=45)
+    check(rc == 0, what + ("" if rc == 0 else ":\n" + out[-3000:]))
 
 
 registrar = peer("uas_registrar", registrar_port, "t1", "registrar")
