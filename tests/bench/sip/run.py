@@ -269,9 +269,16 @@ exten => _X.,1,Dial(SIP/uas/${EXTEN})
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# SIPp's own sockets get the receive buffer Tandem's SIP socket has (its
+# default, 128 KiB, overflows from about 2 400 calls/s: the phones then lose
+# Tandem's answers and ACKs, and those calls fail on the phones' side). The
+# kernel caps it at net.core.rmem_max, printed in the header.
+SIPP_BUFFER = 4 << 20
+
+
 def sipp_cmd(scenario, *args):
     return [SIPP, "-sf", os.path.join(HERE, scenario), "-i", "127.0.0.1", "-t", "u1", "-nostdin",
-            "-max_socket", "60000", *args]
+            "-max_socket", "60000", "-buff_size", str(SIPP_BUFFER), *args]
 
 
 def stop_proc(p):
@@ -566,6 +573,13 @@ def main():
     print(f"SIP benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load {load():.1f}, open files limit {soft}, RTP ports {RTP_START}-{RTP_END} "
           f"({(RTP_END - RTP_START) // 2} sessions)")
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            rmem_max = int(f.read())
+    except (OSError, ValueError):
+        rmem_max = 0
+    print(f"SIPp's socket buffers: {min(SIPP_BUFFER, rmem_max or SIPP_BUFFER) // 1024} KiB "
+          f"(asked {SIPP_BUFFER // 1024}, net.core.rmem_max {rmem_max // 1024} KiB)")
     if args.part in ("rate", "all"):
         if args.auth in ("no", "both"):
             run_rate(args, auth=False)
