@@ -47,9 +47,10 @@ const config::OptionSpec general_schema[] = {
 
 }  // namespace
 
-void forget_session(SessionList& list, const SessionImpl* s) {
+void forget_session(SessionList& list, const SessionImpl* s, std::uint16_t rtp_port) {
     std::lock_guard lock(list.mu);
     list.sessions.erase(s);
+    if (rtp_port) list.ports_in_use[rtp_port / 2] = false;
 }
 
 EngineImpl::EngineImpl(LogSink& sink) : log_(sink, "rtp") {}
@@ -164,25 +165,43 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
     }
     std::uint32_t pairs = (last - first + 1) / 2;
     if (next_port_ < first || next_port_ + 1 > last) next_port_ = first;
+    const auto family = addr.is_v6() ? udp::v6() : udp::v4();
     udp::socket rtp(loop), rtcp(loop);
+    boost::system::error_code e1, e2;
+    rtp.open(family, e1);
+    rtcp.open(family, e2);
+    if (e1 || e2) {
+        error = fmt::format("cannot open RTP sockets: {}", (e1 ? e1 : e2).message());
+        log_.warning("{}", error);
+        return nullptr;
+    }
     bool found = false;
-    for (std::uint32_t i = 0; i < pairs && !found; ++i) {
-        std::uint32_t port = next_port_;
-        next_port_ += 2;
-        if (next_port_ + 1 > last) next_port_ = first;
-        // A port in use by anyone (another session, another program) fails
-        // to bind and is skipped: the kernel is the allocation table.
-        boost::system::error_code e1, e2;
-        rtp.open(addr.is_v6() ? udp::v6() : udp::v4(), e1);
-        if (!e1) rtp.bind(udp::endpoint(addr, static_cast<std::uint16_t>(port)), e1);
-        if (!e1) rtcp.open(addr.is_v6() ? udp::v6() : udp::v4(), e2);
-        if (!e1 && !e2) rtcp.bind(udp::endpoint(addr, static_cast<std::uint16_t>(port + 1)), e2);
-        if (e1 || e2) {
-            rtp.close(e1);
-            rtcp.close(e2);
-            continue;
+    std::uint32_t port = 0;
+    {
+        // Ports our own sessions hold are skipped from the table; any other
+        // user of a port (another program) fails the bind, and the same
+        // unbound socket tries the next pair: no socket is made per attempt.
+        // With the range nearly full (calls piling up) this is what keeps
+        // the search cheap.
+        std::lock_guard l(list_->mu);
+        for (std::uint32_t i = 0; i < pairs && !found; ++i) {
+            port = next_port_;
+            next_port_ += 2;
+            if (next_port_ + 1 > last) next_port_ = first;
+            if (list_->ports_in_use[port / 2]) continue;
+            rtp.bind(udp::endpoint(addr, static_cast<std::uint16_t>(port)), e1);
+            if (e1) continue;
+            rtcp.bind(udp::endpoint(addr, static_cast<std::uint16_t>(port + 1)), e2);
+            if (e2) {
+                // The RTP socket is bound now: it cannot try another port.
+                rtp.close(e1);
+                rtp.open(family, e1);
+                if (e1) break;
+                continue;
+            }
+            found = true;
+            list_->ports_in_use[port / 2] = true;
         }
-        found = true;
     }
     if (!found) {
         error = fmt::format("no free RTP port pair in {}-{} on {}", first, last, addr.to_string());

@@ -20,8 +20,12 @@ namespace tandem::rtp {
 struct SessionList {
     std::mutex mu;
     std::unordered_map<const SessionImpl*, std::weak_ptr<SessionImpl>> sessions;
+    // RTP ports (even; RTCP is the next one) our live sessions hold, indexed
+    // by port / 2: the allocator skips them without a system call.
+    std::vector<bool> ports_in_use = std::vector<bool>(32768, false);
 };
-void forget_session(SessionList& list, const SessionImpl* s);
+// Removes a closing session and frees its port pair (`rtp_port`, 0: none).
+void forget_session(SessionList& list, const SessionImpl* s, std::uint16_t rtp_port);
 
 class EngineImpl final : public RtpEngine {
 public:

@@ -1039,7 +1039,7 @@ void SessionImpl::close() {
     if (!delivering_) handler_ = nullptr;
     pending_handler_ = nullptr;
     handler_pending_ = false;
-    forget_session(*list_, this);
+    forget_session(*list_, this, local_.port());
 }
 
 }  // namespace tandem::rtp

@@ -636,6 +636,14 @@ TEST_CASE("rtp: ports come in even/odd pairs from the range; exhaustion is an er
     udp::socket squatter(io, udp::endpoint(localhost, 38201));  // the RTCP port of the first pair
     auto d = fx2.make();
     CHECK(d->local_port() == 38202);
+    // An RTP port held by someone else: the same unbound socket tries the next pair.
+    Fixture fx3(38300, 38305);
+    udp::socket squatter2(io, udp::endpoint(localhost, 38300));
+    auto e = fx3.make();
+    CHECK(e->local_port() == 38302);
+    auto f = fx3.make();
+    CHECK(f->local_port() == 38304);
+    CHECK_FALSE(fx3.engine.create(fx3.loop, {}, err));
 }
 
 TEST_CASE("rtp: malformed datagrams are dropped and counted") {
