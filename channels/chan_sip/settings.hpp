@@ -122,7 +122,7 @@ struct GeneralSettings {
     std::chrono::seconds nonce_lifetime{300};
     std::vector<DigestAlgorithm> auth_algorithms{DigestAlgorithm::md5};
     bool sipdebug = false;
-    NatMode nat;  // the default of endpoints; force_rport also applies to every answer
+    NatMode nat;                // the default of endpoints; force_rport also applies to every answer
     std::string outboundproxy;  // default of endpoints and register => lines, a Route value
 };
 

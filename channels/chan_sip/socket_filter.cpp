@@ -49,15 +49,15 @@ constexpr std::uint32_t stun_magic_cookie = 0x2112A442u;
 // Binding request; drops it otherwise.
 std::vector<sock_filter> stun_guard() {
     return {
-        stmt(BPF_LD | BPF_B | BPF_ABS, udp_payload),                       // 0: first byte
-        jump(BPF_JMP | BPF_JGT | BPF_K, 1, 7, 0),                          // 1: > 1: not STUN, on to 9
-        stmt(BPF_LD | BPF_W | BPF_LEN, 0),                                 // 2
-        jump(BPF_JMP | BPF_JEQ | BPF_K, udp_payload + 20, 0, 4),           // 3: header only, else drop
-        stmt(BPF_LD | BPF_H | BPF_ABS, udp_payload),                       // 4: message type
-        jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0001, 0, 2),                     // 5: Binding request, else drop
-        stmt(BPF_LD | BPF_W | BPF_ABS, udp_payload + 4),                   // 6
-        jump(BPF_JMP | BPF_JEQ | BPF_K, stun_magic_cookie, 1, 0),          // 7: RFC 5389, on to 9
-        stmt(BPF_RET | BPF_K, drop),                                       // 8
+        stmt(BPF_LD | BPF_B | BPF_ABS, udp_payload),               // 0: first byte
+        jump(BPF_JMP | BPF_JGT | BPF_K, 1, 7, 0),                  // 1: > 1: not STUN, on to 9
+        stmt(BPF_LD | BPF_W | BPF_LEN, 0),                         // 2
+        jump(BPF_JMP | BPF_JEQ | BPF_K, udp_payload + 20, 0, 4),   // 3: header only, else drop
+        stmt(BPF_LD | BPF_H | BPF_ABS, udp_payload),               // 4: message type
+        jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0001, 0, 2),             // 5: Binding request, else drop
+        stmt(BPF_LD | BPF_W | BPF_ABS, udp_payload + 4),           // 6
+        jump(BPF_JMP | BPF_JEQ | BPF_K, stun_magic_cookie, 1, 0),  // 7: RFC 5389, on to 9
+        stmt(BPF_RET | BPF_K, drop),                               // 8
     };
 }
 

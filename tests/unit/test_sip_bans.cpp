@@ -158,7 +158,7 @@ TEST_CASE("sip bans: the UDP socket drops STUN other than a bare Binding request
     std::vector<std::uint8_t> request(sip.begin(), sip.end());
     std::vector<std::uint8_t> junk;
     for (int i = 0; i < 700; ++i) junk.push_back(static_cast<std::uint8_t>(i));  // starts 00 01 02...
-    auto classic = binding;  // RFC 3489: no cookie
+    auto classic = binding;                                                      // RFC 3489: no cookie
     classic[4] = classic[5] = classic[6] = classic[7] = 0x55;
     auto with_attribute = binding;  // an attribute Sofia's STUN code would parse
     with_attribute[3] = 8;
