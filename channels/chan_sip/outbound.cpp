@@ -1,7 +1,10 @@
 #include "outbound.hpp"
 
+#include "text.hpp"
+
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -90,9 +93,10 @@ std::string sip_uri(std::string_view host_port, Transport t) {
     return fmt::format("sip:{};transport={}", host_port, to_string(t));
 }
 
-std::optional<std::string> parse_outbound_proxy(std::string_view text, std::string& error) {
+std::optional<OutboundProxy> parse_outbound_proxy(std::string_view text, std::string& error) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
     while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    OutboundProxy out;
     if (text.starts_with("sip:") || text.starts_with("sips:")) {
         // A URI as written; only what would break the Route header is refused.
         for (char c : text)
@@ -100,15 +104,32 @@ std::optional<std::string> parse_outbound_proxy(std::string_view text, std::stri
                 error = fmt::format("outboundproxy: unusable character in '{}'", text);
                 return std::nullopt;
             }
-        auto host_port = text.substr(text.find(':') + 1);
-        host_port = host_port.substr(0, host_port.find(';'));
+        auto rest = text.substr(text.find(':') + 1);
+        auto host_port = rest.substr(0, rest.find(';'));
         if (auto at = host_port.rfind('@'); at != std::string_view::npos) host_port.remove_prefix(at + 1);
         if (!valid_host_port(host_port)) {
             error = fmt::format("outboundproxy: expected sip:host[:port][;params], not '{}'", text);
             return std::nullopt;
         }
-        bool lr = text.find(";lr") != std::string_view::npos;
-        return fmt::format("<{}{}>", text, lr ? "" : ";lr");
+        if (text.starts_with("sips:")) out.transport = Transport::tls;
+        bool lr = false;
+        for (auto params = rest.substr(std::min(rest.size(), host_port.size())); !params.empty();) {
+            params.remove_prefix(1);  // the ';'
+            auto param = params.substr(0, params.find(';'));
+            params.remove_prefix(param.size());
+            auto eq = param.find('=');
+            auto name = param.substr(0, eq);
+            if (iequals(name, "lr")) lr = true;
+            if (!iequals(name, "transport") || eq == std::string_view::npos) continue;
+            auto t = parse_transport(param.substr(eq + 1));
+            if (!t) {
+                error = fmt::format("outboundproxy: unknown transport in '{}' (udp, tcp, tls)", text);
+                return std::nullopt;
+            }
+            out.transport = *t;
+        }
+        out.route = fmt::format("<{}{}>", text, lr ? "" : ";lr");
+        return out;
     }
     bool unknown = false;
     auto t = take_scheme(text, unknown);
@@ -120,7 +141,9 @@ std::optional<std::string> parse_outbound_proxy(std::string_view text, std::stri
         error = fmt::format("outboundproxy: expected [udp://|tcp://|tls://]host[:port], not '{}'", text);
         return std::nullopt;
     }
-    return fmt::format("<{};lr>", sip_uri(text, t.value_or(Transport::udp)));
+    out.transport = t.value_or(Transport::udp);
+    out.route = fmt::format("<{};lr>", sip_uri(text, out.transport));
+    return out;
 }
 
 std::optional<OutboundRegistration> parse_register_line(std::string_view text, std::string& error) {

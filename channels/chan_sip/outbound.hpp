@@ -34,8 +34,8 @@ struct OutboundRegistration {
     std::string auth_user;  // digest user name (default: user)
     std::string host;       // registrar host name or address
     std::uint16_t port = 5060;
-    std::string contact_user;  // user part of our Contact (default: user); inbound calls use it
-    std::string endpoint;      // the peer whose register=yes made it, or ""
+    std::string contact_user;              // user part of our Contact (default: user); inbound calls use it
+    std::string endpoint;                  // the peer whose register=yes made it, or ""
     Transport transport = Transport::udp;  // tcp:// or tls:// in the line, or the peer's transport=
     std::string proxy;                     // outboundproxy= as a Route value, "" for none
     std::chrono::seconds expiry{120};
@@ -55,13 +55,17 @@ std::optional<OutboundRegistration> parse_register_line(std::string_view text, s
 // "sip:host[:port]" with ";transport=tcp|tls" unless UDP.
 std::string sip_uri(std::string_view host_port, Transport t);
 
-// outboundproxy=: `[udp://|tcp://|tls://]host[:port]` or a sip: URI. Returns
-// the Route header value that sends requests through it, a loose route
-// (RFC 3261 8.1.2: the UAC's pre-loaded route set is the proxy):
-// "<sip:host[:port];transport=tcp;lr>". Without a port the proxy is found
-// as RFC 3263 says (SRV, then 5060, or 5061 for TLS). nullopt with `error`
-// set when malformed.
-std::optional<std::string> parse_outbound_proxy(std::string_view text, std::string& error);
+// outboundproxy=: `[udp://|tcp://|tls://]host[:port]` or a sip:/sips: URI.
+// `route` is the Route header value that sends requests through it, a loose
+// route (RFC 3261 8.1.2: the UAC's pre-loaded route set is the proxy):
+// "<sip:host[:port];transport=tcp;lr>"; `transport` what reaches it. Without
+// a port the proxy is found as RFC 3263 says (SRV, then 5060, or 5061 for
+// TLS). nullopt with `error` set when malformed.
+struct OutboundProxy {
+    std::string route;
+    Transport transport = Transport::udp;
+};
+std::optional<OutboundProxy> parse_outbound_proxy(std::string_view text, std::string& error);
 
 enum class RegistryState : std::uint8_t {
     unregistered,

@@ -589,15 +589,13 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
             errors.push_back({where(opts, "outboundproxy", sec), bad});
             return;
         }
-        auto t = p->find(";transport=tls") != std::string::npos || p->starts_with("<sips:") ? Transport::tls
-                 : p->find(";transport=tcp") != std::string::npos                         ? Transport::tcp
-                                                                                            : Transport::udp;
-        if (!can_send(t)) {
-            errors.push_back({where(opts, "outboundproxy", sec),
-                              fmt::format("outboundproxy over {} needs {}", to_string(t), needs(t))});
+        if (!can_send(p->transport)) {
+            errors.push_back(
+                {where(opts, "outboundproxy", sec),
+                 fmt::format("outboundproxy over {} needs {}", to_string(p->transport), needs(p->transport))});
             return;
         }
-        into = *p;
+        into = std::move(p->route);
     };
     if (go.has("outboundproxy") && !go.str("outboundproxy").empty()) proxy_option(go, gsec, g.outboundproxy);
 
@@ -612,8 +610,8 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
             continue;
         }
         if (!can_send(r->transport)) {
-            errors.push_back({v->where, fmt::format("register over {} needs {}", to_string(r->transport),
-                                                    needs(r->transport))});
+            errors.push_back(
+                {v->where, fmt::format("register over {} needs {}", to_string(r->transport), needs(r->transport))});
             continue;
         }
         r->expiry = g.defaultexpiry;
@@ -759,9 +757,8 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
             e.outboundproxy = g.outboundproxy;
         }
         if (e.has_static_host() && !can_send(e.transport()))
-            errors.push_back({where(o, "transport", s),
-                              fmt::format("[{}] is reached over {}: that needs {}", s.name, to_string(e.transport()),
-                                          needs(e.transport()))});
+            errors.push_back({where(o, "transport", s), fmt::format("[{}] is reached over {}: that needs {}", s.name,
+                                                                    to_string(e.transport()), needs(e.transport()))});
         if (o.boolean("register")) {
             if (!e.has_static_host() || e.secret.empty()) {
                 errors.push_back({where(o, "register", s), "register=yes needs a static host= and a secret"});

@@ -23,17 +23,12 @@ namespace {
 
 // Sanitizer builds keep an unloaded module's code mapped (RTLD_NODELETE), so
 // that a leak found at exit can still be traced to the module's source.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr int kKeepCode = RTLD_NODELETE;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#ifdef TANDEM_SANITIZE
 constexpr int kKeepCode = RTLD_NODELETE;
 #else
 constexpr int kKeepCode = 0;
 #endif
-#else
-constexpr int kKeepCode = 0;
-#endif
+
 std::vector<std::string> split_list(const char* s) {
     std::vector<std::string> out;
     if (!s) return out;

@@ -6,15 +6,9 @@
 
 #include <cstdio>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TANDEM_ASAN_BUILD 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(TANDEM_ASAN_BUILD)
+#ifdef TANDEM_SANITIZE
 // GCC ships no <sanitizer/allocator_interface.h>; the runtime exports the call.
 extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
-#define TANDEM_SANITIZER_ALLOCATOR 1
 #endif
 
 namespace tandem {
@@ -37,7 +31,7 @@ std::uint64_t process_rss() {
 MemoryStats memory_stats() {
     MemoryStats s;
     s.rss = process_rss();
-#ifdef TANDEM_SANITIZER_ALLOCATOR
+#ifdef TANDEM_SANITIZE
     // Under AddressSanitizer malloc is the sanitizer's: glibc's counters stay at zero.
     s.allocator = "asan";
     s.in_use = __sanitizer_get_current_allocated_bytes();

@@ -144,7 +144,7 @@ TEST_CASE("sip outbound: transports of register => lines and outboundproxy value
     r = parse_register_line("tls://acct42:Trunk-Secret-1234@sip.example.com", error);
     REQUIRE(r);
     CHECK(r->transport == Transport::tls);
-    CHECK(r->port == 5061);  // TLS's own port when none is written
+    CHECK(r->port == 5061);                                                  // TLS's own port when none is written
     r = parse_register_line("acct42:with://inside@sip.example.com", error);  // not a transport: credentials
     REQUIRE(r);
     CHECK(r->user == "acct42");
@@ -155,13 +155,24 @@ TEST_CASE("sip outbound: transports of register => lines and outboundproxy value
     CHECK(sip_uri("sip.example.com:5060", Transport::udp) == "sip:sip.example.com:5060");
     CHECK(sip_uri("sip.example.com:5061", Transport::tls) == "sip:sip.example.com:5061;transport=tls");
 
-    CHECK(parse_outbound_proxy("proxy.example.com", error) == "<sip:proxy.example.com;lr>");
-    CHECK(parse_outbound_proxy(" 192.0.2.7:5070 ", error) == "<sip:192.0.2.7:5070;lr>");
-    CHECK(parse_outbound_proxy("tcp://proxy.example.com:5080", error) == "<sip:proxy.example.com:5080;transport=tcp;lr>");
-    CHECK(parse_outbound_proxy("tls://[2001:db8::7]", error) == "<sip:[2001:db8::7];transport=tls;lr>");
-    CHECK(parse_outbound_proxy("sip:edge.example.com;transport=tcp", error) ==
-          "<sip:edge.example.com;transport=tcp;lr>");
-    CHECK(parse_outbound_proxy("sip:edge.example.com;lr", error) == "<sip:edge.example.com;lr>");
+    auto route = [&](std::string_view text) {
+        auto p = parse_outbound_proxy(text, error);
+        return p ? p->route : std::string("(refused: " + error + ")");
+    };
+    auto transport = [&](std::string_view text) { return parse_outbound_proxy(text, error)->transport; };
+    CHECK(route("proxy.example.com") == "<sip:proxy.example.com;lr>");
+    CHECK(route(" 192.0.2.7:5070 ") == "<sip:192.0.2.7:5070;lr>");
+    CHECK(route("tcp://proxy.example.com:5080") == "<sip:proxy.example.com:5080;transport=tcp;lr>");
+    CHECK(transport("tcp://proxy.example.com:5080") == Transport::tcp);
+    CHECK(route("tls://[2001:db8::7]") == "<sip:[2001:db8::7];transport=tls;lr>");
+    CHECK(transport("tls://[2001:db8::7]") == Transport::tls);
+    CHECK(transport("proxy.example.com") == Transport::udp);
+    CHECK(route("sip:edge.example.com;transport=tcp") == "<sip:edge.example.com;transport=tcp;lr>");
+    CHECK(transport("sip:edge.example.com;transport=TCP") == Transport::tcp);
+    CHECK(transport("sips:edge.example.com") == Transport::tls);
+    CHECK(route("sip:edge.example.com;lr") == "<sip:edge.example.com;lr>");
+    CHECK(route("sip:edge.example.com;lrx=1") == "<sip:edge.example.com;lrx=1;lr>");  // not the lr parameter
+    CHECK_FALSE(parse_outbound_proxy("sip:edge.example.com;transport=sctp", error));
     CHECK_FALSE(parse_outbound_proxy("", error));
     CHECK_FALSE(parse_outbound_proxy("proxy.example.com:0", error));
     CHECK_FALSE(parse_outbound_proxy("proxy example.com", error));
