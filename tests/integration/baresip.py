@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import wave
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
@@ -34,6 +35,39 @@ def missing(*modules):
         if not os.path.isfile(os.path.join(MODULES, m + ".so")):
             return f"baresip's {m} module"
     return None
+
+
+# Two phones registering over TLS with SRTP (added to the sample sip.conf and
+# extensions.conf), for the softphone tests.
+TLS_ENDPOINTS = """
+[2001](office-phone)
+secret = Tandem-2001-Over-TLS!
+transport = tls
+media_encryption = sdes
+context = phones-tls
+
+[2002](office-phone)
+secret = Tandem-2002-Over-TLS!
+transport = tls
+media_encryption = sdes
+context = phones-tls
+"""
+TLS_SECRETS = {"2001": "Tandem-2001-Over-TLS!", "2002": "Tandem-2002-Over-TLS!"}
+TLS_DIALPLAN = """
+[phones-tls]
+exten => _200[12],1,Dial(SIP/${EXTEN},30)
+"""
+
+
+def wav_samples(path):
+    """(rate, the first channel's 16-bit samples) of a WAV file; no samples
+    when they are not 16-bit."""
+    with wave.open(path) as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        return rate, []
+    return rate, [int.from_bytes(raw[i:i + 2], "little", signed=True) for i in range(0, len(raw) - 1, 2 * channels)]
 
 
 def tone_wav(path, hz, rate=8000, channels=1, seconds=30):

@@ -15,46 +15,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
-from baresip import Phone, missing, tone_wav  # noqa: E402
+from baresip import TLS_DIALPLAN, TLS_ENDPOINTS, TLS_SECRETS, Phone, missing, tone_wav, wav_samples  # noqa: E402
 from harness import Tandem, check, finish  # noqa: E402
 from siptest import SECRETS, append_file, edits, free_port, goertzel, use_port  # noqa: E402
 
 TONE_HZ = 440
 OTHER_HZ = 1000
 
-TLS_ENDPOINTS = """
-[2001](office-phone)
-secret = Tandem-2001-Over-TLS!
-transport = tls
-media_encryption = sdes
-context = phones-tls
-
-[2002](office-phone)
-secret = Tandem-2002-Over-TLS!
-transport = tls
-media_encryption = sdes
-context = phones-tls
-"""
-TLS_SECRETS = {"2001": "Tandem-2001-Over-TLS!", "2002": "Tandem-2002-Over-TLS!"}
-TLS_DIALPLAN = """
-[phones-tls]
-exten => _200[12],1,Dial(SIP/${EXTEN},30)
-"""
-
-
 def analyse(path):
     """(rms, power at TONE_HZ / power at OTHER_HZ) of the recording's loud part."""
-    with wave.open(path) as w:
-        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        return 0.0, 0.0
-    count = len(raw) // 2
-    samples = [int.from_bytes(raw[2 * i:2 * i + 2], "little", signed=True) for i in range(0, count, channels)]
+    rate, samples = wav_samples(path)
     # Leave out the first half second (jitter buffer, start of the call).
     loud = samples[rate // 2:]
     if not loud:

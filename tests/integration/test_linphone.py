@@ -31,42 +31,12 @@ from siptest import SECRETS, append_file, edits, free_port, goertzel, use_port  
 LINPHONE_HZ = 440
 BARESIP_HZ = 1000
 
-TLS_ENDPOINTS = """
-[2001](office-phone)
-secret = Tandem-2001-Over-TLS!
-transport = tls
-media_encryption = sdes
-context = phones-tls
-
-[2002](office-phone)
-secret = Tandem-2002-Over-TLS!
-transport = tls
-media_encryption = sdes
-context = phones-tls
-"""
-TLS_SECRETS = {"2001": "Tandem-2001-Over-TLS!", "2002": "Tandem-2002-Over-TLS!"}
-TLS_DIALPLAN = """
-[phones-tls]
-exten => _200[12],1,Dial(SIP/${EXTEN},30)
-"""
-
-
-def samples_of(path):
-    """(rate, the first channel's 16-bit samples) of a WAV file."""
-    with wave.open(path) as w:
-        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        return rate, []
-    return rate, [int.from_bytes(raw[i:i + 2], "little", signed=True) for i in range(0, len(raw) - 1, 2 * channels)]
-
-
 def analyse(path, want_hz, other_hz, tail=False):
     """(rms, power at want_hz / power at other_hz) over two seconds of the
     recording: from half a second in (jitter buffer, start of the call), or
     the last two seconds when `tail`."""
     try:
-        rate, samples = samples_of(path)
+        rate, samples = baresip.wav_samples(path)
     except (OSError, EOFError, wave.Error):
         return 0.0, 0.0
     window = samples[-2 * rate:] if tail else samples[rate // 2:rate // 2 + 2 * rate]
@@ -208,11 +178,11 @@ try:
     port, tls_port = free_port(), free_port()
     t = Tandem(edit=edits(use_port(port, tlsenable="yes", tlsbindport=tls_port, tlscertfile=cert,
                                    tlsprivatekey=key, qualify="no"),
-                          append_file("sip.conf", TLS_ENDPOINTS),
-                          append_file("extensions.conf", TLS_DIALPLAN)))
+                          append_file("sip.conf", baresip.TLS_ENDPOINTS),
+                          append_file("extensions.conf", baresip.TLS_DIALPLAN)))
     with t:
         scenario(t, "udp", workdir, ("1001", "1002"), SECRETS, port, "udp")
-        scenario(t, "tls-srtp", workdir, ("2001", "2002"), TLS_SECRETS, tls_port, "tls", cafile=cert, srtp=True)
+        scenario(t, "tls-srtp", workdir, ("2001", "2002"), baresip.TLS_SECRETS, tls_port, "tls", cafile=cert, srtp=True)
 finally:
     if os.environ.get("TANDEM_KEEP_TMP"):
         print("kept", workdir)
