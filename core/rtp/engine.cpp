@@ -141,6 +141,8 @@ std::shared_ptr<LoopScratch> EngineImpl::scratch_for(asio::io_context& loop) {
     auto s = w.lock();
     if (!s) {
         s = std::make_shared<LoopScratch>();
+        s->poller = std::make_shared<MediaPoller>(loop);
+        s->poller->start();
         w = s;
     }
     return s;
@@ -210,7 +212,15 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
     }
     rtp.non_blocking(true, ec);
     rtcp.non_blocking(true, ec);
-    auto scratch = scratch_for(loop);
+    std::shared_ptr<LoopScratch> scratch;
+    try {
+        scratch = scratch_for(loop);
+    } catch (const std::exception& e) {
+        forget_session(*list_, nullptr, static_cast<std::uint16_t>(port));
+        error = e.what();
+        log_.warning("{}", error);
+        return nullptr;
+    }
     lock.unlock();
 
     SessionConfig cfg;

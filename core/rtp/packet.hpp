@@ -2,6 +2,7 @@
 // scratch buffers every session of a loop shares.
 #pragma once
 
+#include "rtp/poller.hpp"
 #include "rtp/srtp.hpp"
 
 #include <tandem/frame.hpp>
@@ -112,6 +113,7 @@ struct LoopScratch {
 
     std::array<std::uint8_t, buf_size> out{};  // one packet being built
     Frame frame;                               // the frame being delivered
+    std::shared_ptr<MediaPoller> poller;       // the loop's sockets
 
     LoopScratch() {
         for (std::size_t i = 0; i < batch; ++i) {

@@ -131,25 +131,24 @@ std::uint32_t SessionImpl::rand32() {
 }
 
 void SessionImpl::start() {
-    read_rtp();
-    read_rtcp();
+    auto& poller = *scratch_->poller;
+    rtp_slot_ = poller.add(rtp_sock_.native_handle(), weak_from_this(), false);
+    if (rtp_slot_ == MediaPoller::no_slot)
+        log_.error("{}: cannot watch the RTP socket: {}", name_, std::system_category().message(errno));
+    rtcp_slot_ = poller.add(rtcp_sock_.native_handle(), weak_from_this(), true);
+    if (rtcp_slot_ == MediaPoller::no_slot)
+        log_.error("{}: cannot watch the RTCP socket: {}", name_, std::system_category().message(errno));
     schedule_rtcp();
 }
 
 // --- reading ---------------------------------------------------------------
 
-void SessionImpl::read_rtp() {
-    rtp_sock_.async_wait(udp::socket::wait_read, [w = weak_from_this()](const boost::system::error_code& ec) {
-        if (ec) return;
-        if (auto s = w.lock(); s && !s->closed_) s->on_rtp_readable();
-    });
-}
-
-void SessionImpl::read_rtcp() {
-    rtcp_sock_.async_wait(udp::socket::wait_read, [w = weak_from_this()](const boost::system::error_code& ec) {
-        if (ec) return;
-        if (auto s = w.lock(); s && !s->closed_) s->on_rtcp_readable();
-    });
+void SessionImpl::on_readable(bool rtcp) {
+    if (closed_) return;
+    if (rtcp)
+        on_rtcp_readable();
+    else
+        on_rtp_readable();
 }
 
 void SessionImpl::on_rtp_readable() {
@@ -174,7 +173,6 @@ void SessionImpl::on_rtp_readable() {
         if (relay_count) flush_relay(relay_count);
         if (static_cast<std::size_t>(n) < LoopScratch::batch) break;
     }
-    if (!closed_) read_rtp();
 }
 
 void SessionImpl::on_rtcp_readable() {
@@ -187,7 +185,6 @@ void SessionImpl::on_rtcp_readable() {
         if (n < 0) break;
         handle_rtcp(sc.rx[0].data(), static_cast<std::size_t>(n), to_endpoint(from, fromlen));
     }
-    if (!closed_) read_rtcp();
 }
 
 void SessionImpl::handle_rtp(std::uint8_t* data, std::size_t len, const sockaddr_storage& from_ss, socklen_t fromlen,
@@ -1030,6 +1027,9 @@ void SessionImpl::close() {
     }
     if (rtcp_sock_.is_open()) build_and_send_rtcp(true);
     closed_ = true;
+    scratch_->poller->remove(rtp_slot_, rtp_sock_.native_handle());
+    scratch_->poller->remove(rtcp_slot_, rtcp_sock_.native_handle());
+    rtp_slot_ = rtcp_slot_ = MediaPoller::no_slot;
     boost::system::error_code ec;
     rtp_sock_.close(ec);
     rtcp_sock_.close(ec);

@@ -49,6 +49,8 @@ public:
     ~SessionImpl() override;
     // Starts reading and the RTCP timer; called once after construction.
     void start();
+    // The loop's MediaPoller: the RTP (or RTCP) socket has datagrams.
+    void on_readable(bool rtcp);
 
     bool can_relay_to(const RtpSession& peer) const override;
     void relay_to(RtpSession* peer) override;
@@ -109,8 +111,6 @@ private:
     enum class SeqResult { ok, duplicate, drop };
     static const PayloadInfo& payload_info(Format f);
 
-    void read_rtp();
-    void read_rtcp();
     void on_rtp_readable();
     void on_rtcp_readable();
     void handle_rtp(std::uint8_t* data, std::size_t len, const sockaddr_storage& from, socklen_t fromlen,
@@ -144,6 +144,7 @@ private:
     boost::asio::io_context& loop_;
     std::shared_ptr<LoopScratch> scratch_;
     udp::socket rtp_sock_, rtcp_sock_;
+    std::uint32_t rtp_slot_ = MediaPoller::no_slot, rtcp_slot_ = MediaPoller::no_slot;
     boost::asio::steady_timer rtcp_timer_, dtmf_timer_;
     std::unique_ptr<boost::asio::steady_timer> jb_timer_;
     std::unique_ptr<JitterBuffer> jb_;

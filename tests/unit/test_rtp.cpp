@@ -793,6 +793,53 @@ TEST_CASE("rtp: destroying or closing a session with reads pending is safe") {
     CHECK(first == 1);
 }
 
+TEST_CASE("rtp: one wake-up serves every session of a loop; closing one from another's handler is safe") {
+    Fixture fx;
+    Peer p;
+    // Sixty sessions on one loop, each with packets waiting before the loop
+    // runs: all of them get their frames.
+    std::vector<std::shared_ptr<RtpSession>> sessions;
+    std::vector<Collected> got(60);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        auto s = fx.make();
+        s->set_remote(localhost, p.port());
+        s->set_frame_handler(got[i].handler());
+        sessions.push_back(s);
+    }
+    for (int k = 0; k < 3; ++k)
+        for (auto& s : sessions) p.send_rtp(s->local_port(), 0, static_cast<std::uint16_t>(100 + k), 160u * k);
+    REQUIRE(fx.run_until(
+        [&] { return std::all_of(got.begin(), got.end(), [](auto& c) { return c.count(FrameKind::voice) == 3; }); }));
+
+    // The first session's handler closes and drops the second one while
+    // both have packets in the same wake-up; a session made at once takes
+    // the freed place and hears only its own packets.
+    auto a = sessions[0], b = sessions[1];
+    sessions.clear();
+    Collected late;
+    std::shared_ptr<RtpSession> c;
+    bool closed_b = false;
+    a->set_frame_handler([&](const Frame&) {
+        if (closed_b) return;
+        closed_b = true;
+        b->close();
+        b.reset();
+        c = fx.make();
+        c->set_remote(localhost, p.port());
+        c->set_frame_handler(late.handler());
+    });
+    std::uint16_t b_port = b->local_port();
+    p.send_rtp(b_port, 0, 200, 0);
+    p.send_rtp(a->local_port(), 0, 200, 0);
+    p.send_rtp(b_port, 0, 201, 160);
+    REQUIRE(fx.run_until([&] { return closed_b; }));
+    fx.run_for(20ms);
+    REQUIRE(c);
+    CHECK(late.frames.empty());
+    p.send_rtp(c->local_port(), 0, 300, 0);
+    CHECK(fx.run_until([&] { return late.count(FrameKind::voice) == 1; }));
+}
+
 TEST_CASE("rtp: rtp.conf is checked with file:line errors and applied on load") {
     auto dir = test::temp_dir("tandem-rtp-conf-");
     QuietSink sink;
