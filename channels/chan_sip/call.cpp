@@ -126,7 +126,6 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     std::vector<OutgoingCall> invites;  // prepared by request(), sent by call()
     MediaPolicy policy;
     LocalMedia local;
-    SdpSession offer;  // ours (outgoing, late offer)
     std::string answer_sdp;
     std::optional<MediaPlan> plan;
     std::shared_ptr<RtpSession> rtp;
@@ -140,7 +139,8 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     std::chrono::seconds silent_for{0};
     std::optional<SrtpCrypto> srtp_local;
     int local_version = 1;
-    // The SDP we sent last (offer or answer): the base of our own re-INVITEs.
+    // The SDP we sent last (offer or answer): the base of our own re-INVITEs,
+    // and what an answer (in a 200 or, after a late offer, the ACK) answers.
     SdpSession last_sdp;
     // mohinterpret=passthrough: a hold of the other party is passed on to
     // the phone by re-INVITE instead of music. `holding` is what the phone
@@ -149,8 +149,8 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     bool passthrough = false;
     bool holding = false, want_hold = false, reoffering = false;
     bool reoffer_failure_logged = false;
-    SdpSession reoffer;          // the offer of our re-INVITE in flight
-    bool reoffer_holds = false;  // ... and whether it holds the phone or resumes it
+    std::unique_ptr<SdpSession> reoffer;  // the offer of our re-INVITE in flight
+    bool reoffer_holds = false;           // ... and whether it holds the phone or resumes it
     std::shared_ptr<asio::steady_timer> glare_timer;
     // What `sip show channels` shows, published from the loop.
     mutable std::mutex info_mu;
@@ -355,10 +355,9 @@ void SipCall::on_reinvite(const CallEvent& e) {
         // An offerless re-INVITE: offer again; the answer comes in the ACK.
         ++local_version;
         local.session_version = std::to_string(local_version);
-        offer = make_offer(policy, local, holding ? Direction::sendonly : Direction::sendrecv);
+        last_sdp = make_offer(policy, local, holding ? Direction::sendonly : Direction::sendrecv);
         late_offer = true;
-        last_sdp = offer;
-        a->call_respond(id, 200, "OK", format_sdp(offer));
+        a->call_respond(id, 200, "OK", format_sdp(last_sdp));
         return;
     }
     std::string error;
@@ -399,27 +398,28 @@ void SipCall::send_reoffer() {
     if (!a || !id) return;
     ++local_version;
     local.session_version = std::to_string(local_version);
-    reoffer = hold_reoffer(last_sdp, want_hold, local.session_version);
+    reoffer = std::make_unique<SdpSession>(hold_reoffer(last_sdp, want_hold, local.session_version));
     reoffer_holds = want_hold;
     reoffering = true;
-    log.debug("{}: re-INVITE ({}): the other party {}", name(), to_string(audio_direction(reoffer)),
+    log.debug("{}: re-INVITE ({}): the other party {}", name(), to_string(audio_direction(*reoffer)),
               want_hold ? "holds the call" : "resumes");
-    a->call_reinvite(id, format_sdp(reoffer));
+    a->call_reinvite(id, format_sdp(*reoffer));
 }
 
 void SipCall::on_reoffer_answer(const CallEvent& e) {
-    if (!reoffering) return;
+    if (!reoffering || !reoffer) return;
     bool hold = reoffer_holds;
     if (e.status >= 200 && e.status < 300) {
         reoffering = false;
         holding = hold;
-        last_sdp = reoffer;
+        last_sdp = std::move(*reoffer);
+        reoffer.reset();
         std::string error;
         auto sdp = parse_sdp(e.sdp, &error);
         std::optional<MediaPlan> p;
-        if (sdp) p = accept_answer(reoffer, *sdp, policy, &error);
+        if (sdp) p = accept_answer(last_sdp, *sdp, policy, &error);
         if (p)
-            apply(*p, peer_holds_after(reoffer, *p, held));
+            apply(*p, peer_holds_after(last_sdp, *p, held));
         else
             log.notice("{}: the answer to our re-INVITE is unusable ({}); media unchanged", name(),
                        e.sdp.empty() ? "no SDP" : error);
@@ -427,7 +427,7 @@ void SipCall::on_reoffer_answer(const CallEvent& e) {
         return;
     }
     // The offer never took effect: the next one may carry its version.
-    if (local.session_version == reoffer.session_version) local.session_version = std::to_string(--local_version);
+    if (local.session_version == reoffer->session_version) local.session_version = std::to_string(--local_version);
     if (e.status == 491) {
         // Glare (RFC 3261 section 14.1): the phone sent its own re-INVITE at
         // the same time. Try again after a random delay, in units of 10 ms:
@@ -473,7 +473,7 @@ void SipCall::handle(const CallEvent& e) {
                 auto sdp = parse_sdp(e.sdp);
                 std::string error;
                 if (sdp)
-                    if (auto p = accept_answer(offer, *sdp, policy, &error)) {
+                    if (auto p = accept_answer(last_sdp, *sdp, policy, &error)) {
                         apply(*p);
                         attach_media_handler();
                     }
@@ -496,7 +496,7 @@ void SipCall::handle(const CallEvent& e) {
             std::string error;
             auto sdp = parse_sdp(e.sdp, &error);
             std::optional<MediaPlan> p;
-            if (sdp) p = accept_answer(offer, *sdp, policy, &error);
+            if (sdp) p = accept_answer(last_sdp, *sdp, policy, &error);
             if (!p && !plan) {
                 log.warning("{}: answered without usable SDP ({}); hanging up", name(),
                             e.sdp.empty() ? "no SDP" : error);
@@ -539,9 +539,9 @@ void SipCall::handle(const CallEvent& e) {
                 std::string error;
                 auto sdp = parse_sdp(e.sdp, &error);
                 std::optional<MediaPlan> p;
-                if (sdp) p = accept_answer(offer, *sdp, policy, &error);
+                if (sdp) p = accept_answer(last_sdp, *sdp, policy, &error);
                 if (p) {
-                    apply(*p, peer_holds_after(offer, *p, held));
+                    apply(*p, peer_holds_after(last_sdp, *p, held));
                     attach_media_handler();
                 } else {
                     log.notice("{}: the ACK's SDP is unusable ({}): hanging up", name(), error);
@@ -725,8 +725,7 @@ public:
             c.hangup_channel(cause::normal_circuit_congestion);
             return;
         }
-        c.last_sdp = c.offer;
-        auto sdp = format_sdp(c.offer);
+        auto sdp = format_sdp(c.last_sdp);
         for (auto& inv : c.invites) {
             auto id = a->new_call_id();
             c.dialogs.push_back(id);
@@ -738,7 +737,7 @@ public:
             inv.sdp = sdp;
             a->call_invite(id, std::move(inv));
         }
-        c.invites.clear();
+        c.invites = {};  // and its memory: the call keeps no copy of the requests
         c.publish();
     }
 
@@ -1113,9 +1112,8 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
         }
     } else {
         call->late_offer = true;
-        call->offer = make_offer(call->policy, call->local);
-        call->answer_sdp = format_sdp(call->offer);
-        call->last_sdp = call->offer;
+        call->last_sdp = make_offer(call->policy, call->local);
+        call->answer_sdp = format_sdp(call->last_sdp);
     }
 
     auto chan = core_.create_channel("SIP", "SIP/" + ep->name, std::make_unique<SipDriver>(call), call->loop);
@@ -1290,7 +1288,7 @@ std::shared_ptr<Channel> CallManager::request(const ChannelRequest& req, int& ca
         cause = cause::normal_circuit_congestion;
         return nullptr;
     }
-    call->offer = make_offer(call->policy, call->local);
+    call->last_sdp = make_offer(call->policy, call->local);  // sent by call()
     call->invites = std::move(invites);
     auto chan = core_.create_channel("SIP", "SIP/" + name, std::make_unique<SipDriver>(call), loop);
     if (!chan) {

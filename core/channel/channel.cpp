@@ -297,24 +297,24 @@ void Channel::set_position(std::string context, std::string exten, int priority)
 }
 
 void Channel::jump_to(std::string context, std::string exten, int priority, std::string label) {
-    jump_ = Jump{std::move(context), std::move(exten), std::move(label), priority};
+    jump_ = std::make_unique<Jump>(Jump{std::move(context), std::move(exten), std::move(label), priority});
 }
 
 bool Channel::async_goto(std::string context, std::string exten, int priority) {
     if (hangup_requested_ || !hangup_signal_.slot().has_handler()) return false;
-    async_goto_ = Jump{std::move(context), std::move(exten), {}, priority};
+    async_goto_ = std::make_unique<Jump>(Jump{std::move(context), std::move(exten), {}, priority});
     hangup_signal_.emit(asio::cancellation_type::terminal);
     wake_waiters();
     return true;
 }
 
 void Channel::set_redirect(Redirect r) {
-    redirect_ = std::move(r);
+    redirect_ = std::make_unique<Redirect>(std::move(r));
     wake_waiters();
 }
 
 std::optional<Channel::Redirect> Channel::take_redirect() {
-    auto r = std::exchange(redirect_, std::nullopt);
+    auto r = take(redirect_);
     // A bridge waiting to take this channel over learns it is free now.
     if (r) wake_waiters();
     return r;

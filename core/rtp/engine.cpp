@@ -6,6 +6,11 @@
 
 #include <boost/asio/ip/udp.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <system_error>
+
 #include <fmt/format.h>
 
 namespace asio = boost::asio;
@@ -167,16 +172,18 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
     }
     std::uint32_t pairs = (last - first + 1) / 2;
     if (next_port_ < first || next_port_ + 1 > last) next_port_ = first;
-    const auto family = addr.is_v6() ? udp::v6() : udp::v4();
-    udp::socket rtp(loop), rtcp(loop);
-    boost::system::error_code e1, e2;
-    rtp.open(family, e1);
-    rtcp.open(family, e2);
-    if (e1 || e2) {
-        error = fmt::format("cannot open RTP sockets: {}", (e1 ? e1 : e2).message());
+    const int family = addr.is_v6() ? AF_INET6 : AF_INET;
+    auto open_socket = [&] { return MediaSocket(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)); };
+    MediaSocket rtp = open_socket(), rtcp = open_socket();
+    if (!rtp.is_open() || !rtcp.is_open()) {
+        error = fmt::format("cannot open RTP sockets: {}", std::system_category().message(errno));
         log_.warning("{}", error);
         return nullptr;
     }
+    auto bind_to = [&](const MediaSocket& s, std::uint32_t p) {
+        udp::endpoint ep(addr, static_cast<std::uint16_t>(p));
+        return ::bind(s.fd(), ep.data(), static_cast<socklen_t>(ep.size())) == 0;
+    };
     bool found = false;
     std::uint32_t port = 0;
     {
@@ -191,14 +198,11 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
             next_port_ += 2;
             if (next_port_ + 1 > last) next_port_ = first;
             if (list_->ports_in_use[port / 2]) continue;
-            rtp.bind(udp::endpoint(addr, static_cast<std::uint16_t>(port)), e1);
-            if (e1) continue;
-            rtcp.bind(udp::endpoint(addr, static_cast<std::uint16_t>(port + 1)), e2);
-            if (e2) {
+            if (!bind_to(rtp, port)) continue;
+            if (!bind_to(rtcp, port + 1)) {
                 // The RTP socket is bound now: it cannot try another port.
-                rtp.close(e1);
-                rtp.open(family, e1);
-                if (e1) break;
+                rtp = open_socket();
+                if (!rtp.is_open()) break;
                 continue;
             }
             found = true;
@@ -210,8 +214,6 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
         log_.warning("{}", error);
         return nullptr;
     }
-    rtp.non_blocking(true, ec);
-    rtcp.non_blocking(true, ec);
     std::shared_ptr<LoopScratch> scratch;
     try {
         scratch = scratch_for(loop);

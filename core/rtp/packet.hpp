@@ -8,11 +8,13 @@
 #include <tandem/frame.hpp>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace tandem::rtp {
 
@@ -95,6 +97,32 @@ inline std::uint64_t ntp_now() {
 inline std::uint32_t ntp_mid32(std::uint64_t ntp) {
     return static_cast<std::uint32_t>(ntp >> 16);
 }
+
+// A non-blocking UDP socket a session owns: a plain descriptor, because the
+// loop's MediaPoller watches it, not Asio (whose per-socket reactor state
+// would cost every call a few hundred bytes for nothing).
+class MediaSocket {
+public:
+    MediaSocket() = default;
+    explicit MediaSocket(int fd) : fd_(fd) {}
+    MediaSocket(MediaSocket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    MediaSocket& operator=(MediaSocket&& o) noexcept {
+        if (this != &o) {
+            close();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~MediaSocket() { close(); }
+    int fd() const { return fd_; }
+    bool is_open() const { return fd_ >= 0; }
+    void close() {
+        if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+    }
+
+private:
+    int fd_ = -1;
+};
 
 // Buffers shared by every session on one loop: a session uses them only
 // inside one call on its loop, so one set per loop is enough and sessions

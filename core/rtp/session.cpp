@@ -16,6 +16,8 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
+static_assert(static_cast<std::size_t>(Format::count_) <= 256, "rx_map_ keeps a Format in a byte");
+
 // RFC 3550 A.1: how far a sequence number may jump before it is doubted.
 constexpr std::uint16_t max_dropout = 3000, max_misorder = 100;
 
@@ -83,7 +85,7 @@ const SessionImpl::PayloadInfo& SessionImpl::payload_info(Format f) {
 }
 
 SessionImpl::SessionImpl(std::shared_ptr<SessionList> list, asio::io_context& loop,
-                         std::shared_ptr<LoopScratch> scratch, udp::socket rtp, udp::socket rtcp, std::string name,
+                         std::shared_ptr<LoopScratch> scratch, MediaSocket rtp, MediaSocket rtcp, std::string name,
                          const SessionConfig& cfg, const Log& log)
     : list_(std::move(list)),
       loop_(loop),
@@ -91,12 +93,11 @@ SessionImpl::SessionImpl(std::shared_ptr<SessionList> list, asio::io_context& lo
       rtp_sock_(std::move(rtp)),
       rtcp_sock_(std::move(rtcp)),
       rtcp_timer_(loop),
-      dtmf_timer_(loop),
       name_(std::move(name)),
       cfg_(cfg),
       log_(log) {
-    boost::system::error_code ec;
-    local_ = rtp_sock_.local_endpoint(ec);
+    socklen_t len = static_cast<socklen_t>(local_.capacity());
+    if (::getsockname(rtp_sock_.fd(), local_.data(), &len) == 0) local_.resize(len);
     std::uint64_t seed = 0;
     while (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
     }
@@ -132,10 +133,10 @@ std::uint32_t SessionImpl::rand32() {
 
 void SessionImpl::start() {
     auto& poller = *scratch_->poller;
-    rtp_slot_ = poller.add(rtp_sock_.native_handle(), weak_from_this(), false);
+    rtp_slot_ = poller.add(rtp_sock_.fd(), weak_from_this(), false);
     if (rtp_slot_ == MediaPoller::no_slot)
         log_.error("{}: cannot watch the RTP socket: {}", name_, std::system_category().message(errno));
-    rtcp_slot_ = poller.add(rtcp_sock_.native_handle(), weak_from_this(), true);
+    rtcp_slot_ = poller.add(rtcp_sock_.fd(), weak_from_this(), true);
     if (rtcp_slot_ == MediaPoller::no_slot)
         log_.error("{}: cannot watch the RTCP socket: {}", name_, std::system_category().message(errno));
     schedule_rtcp();
@@ -157,7 +158,7 @@ void SessionImpl::on_rtp_readable() {
     // cannot starve the others.
     for (int round = 0; round < 8 && !closed_; ++round) {
         sc.arm_rx();
-        int n = ::recvmmsg(rtp_sock_.native_handle(), sc.rx_msgs.data(), LoopScratch::batch, MSG_DONTWAIT, nullptr);
+        int n = ::recvmmsg(rtp_sock_.fd(), sc.rx_msgs.data(), LoopScratch::batch, MSG_DONTWAIT, nullptr);
         if (n <= 0) break;
         auto now = steady::now();
         std::size_t relay_count = 0;
@@ -180,8 +181,8 @@ void SessionImpl::on_rtcp_readable() {
     for (int i = 0; i < 16 && !closed_; ++i) {
         sockaddr_storage from{};
         socklen_t fromlen = sizeof from;
-        auto n = ::recvfrom(rtcp_sock_.native_handle(), sc.rx[0].data(), LoopScratch::buf_size - srtp_max_trailer,
-                            MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fromlen);
+        auto n = ::recvfrom(rtcp_sock_.fd(), sc.rx[0].data(), LoopScratch::buf_size - srtp_max_trailer, MSG_DONTWAIT,
+                            reinterpret_cast<sockaddr*>(&from), &fromlen);
         if (n < 0) break;
         handle_rtcp(sc.rx[0].data(), static_cast<std::size_t>(n), to_endpoint(from, fromlen));
     }
@@ -232,7 +233,7 @@ void SessionImpl::handle_rtp(std::uint8_t* data, std::size_t len, const sockaddr
                 std::memory_order_relaxed);
 
     const bool is_dtmf = h.pt == dtmf_rx_pt_;
-    const PayloadInfo& pi = payload_info(rx_map_[h.pt]);
+    const PayloadInfo& pi = payload_info(rx_format(h.pt));
     if (!is_dtmf && pi.format == Format::none) {
         unknown_payload_.add();
         return;
@@ -528,14 +529,14 @@ void SessionImpl::build_relay_map() {
     auto* peer = relay_peer_;
     if (!peer) return;
     for (std::size_t pt = 0; pt < 128; ++pt) {
-        auto f = rx_map_[pt];
+        auto f = rx_format(static_cast<std::uint8_t>(pt));
         if (f == Format::none) continue;
         if (f == peer->send_format_) {
             relay_pt_[pt] = static_cast<std::int8_t>(peer->send_pt_ & 0x7f);
             continue;
         }
         for (std::size_t q = 0; q < 128; ++q)
-            if (peer->rx_map_[q] == f) {
+            if (peer->rx_format(static_cast<std::uint8_t>(q)) == f) {
                 relay_pt_[pt] = static_cast<std::int8_t>(q);
                 break;
             }
@@ -573,7 +574,7 @@ void SessionImpl::relay_packet(std::uint8_t* data, std::size_t len, const RtpHea
     }
     if (h.pt != dtmf_rx_pt_) {
         b->ts_ = ts;
-        b->next_ts_ = ts + payload_info(rx_map_[h.pt]).clock * b->ptime_ms_ / 1000;
+        b->next_ts_ = ts + payload_info(rx_format(h.pt)).clock * b->ptime_ms_ / 1000;
     }
     b->sent_any_ = true;
     b->last_send_ = now;
@@ -598,8 +599,8 @@ void SessionImpl::flush_relay(std::size_t count) {
     auto& sc = *scratch_;
     std::size_t done = 0;
     while (done < count) {
-        int n = ::sendmmsg(b->rtp_sock_.native_handle(), sc.tx_msgs.data() + done, static_cast<unsigned>(count - done),
-                           MSG_DONTWAIT);
+        int n =
+            ::sendmmsg(b->rtp_sock_.fd(), sc.tx_msgs.data() + done, static_cast<unsigned>(count - done), MSG_DONTWAIT);
         if (n <= 0) {
             // Skip the datagram the kernel refused and carry on with the rest.
             b->send_failed_.add();
@@ -637,13 +638,13 @@ std::string SessionImpl::describe_remote() const {
 
 void SessionImpl::map_payload(std::uint8_t pt, Format format) {
     if (pt >= 128) return;
-    rx_map_[pt] = format;
+    rx_map_[pt] = static_cast<std::uint8_t>(format);
     if (relay_peer_) build_relay_map();
     if (relay_from_) relay_from_->build_relay_map();
 }
 
 void SessionImpl::clear_payloads() {
-    rx_map_.fill(Format::none);
+    rx_map_.fill(static_cast<std::uint8_t>(Format::none));
     if (relay_peer_) build_relay_map();
     if (relay_from_) relay_from_->build_relay_map();
 }
@@ -704,7 +705,7 @@ bool SessionImpl::send_rtp_packet(std::uint8_t* buf, std::size_t len) {
         send_failed_.add();
         return false;
     }
-    auto n = ::sendto(rtp_sock_.native_handle(), buf, static_cast<std::size_t>(l), MSG_DONTWAIT, remote_rtp_.data(),
+    auto n = ::sendto(rtp_sock_.fd(), buf, static_cast<std::size_t>(l), MSG_DONTWAIT, remote_rtp_.data(),
                       static_cast<socklen_t>(remote_rtp_.size()));
     if (n < 0) {
         send_failed_.add();
@@ -768,8 +769,9 @@ bool SessionImpl::send_dtmf_begin(char digit) {
 }
 
 void SessionImpl::schedule_dtmf() {
-    dtmf_timer_.expires_after(std::chrono::milliseconds(ptime_ms_));
-    dtmf_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    if (!dtmf_timer_) dtmf_timer_ = std::make_unique<asio::steady_timer>(loop_);
+    dtmf_timer_->expires_after(std::chrono::milliseconds(ptime_ms_));
+    dtmf_timer_->async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
         if (ec) return;
         auto s = w.lock();
         if (!s || s->closed_ || !s->dtmf_active_) return;
@@ -791,7 +793,7 @@ bool SessionImpl::send_dtmf_end(char digit, std::uint32_t duration_ms) {
     // RFC 4733 2.5.1.4: the final packet is sent three times.
     for (int i = 0; i < 3; ++i) ok = send_dtmf_packet(true, false, duration) && ok;
     dtmf_active_ = false;
-    dtmf_timer_.cancel();
+    if (dtmf_timer_) dtmf_timer_->cancel();
     // Voice resumes where the event ended, as a new talkspurt.
     ts_ = dtmf_ts_;
     next_ts_ = dtmf_ts_ + duration;
@@ -914,7 +916,7 @@ void SessionImpl::build_and_send_rtcp(bool bye) {
     }
     int l = static_cast<int>(off);
     if (srtp_tx_ && !srtp_tx_->protect_rtcp(p, l)) return;
-    auto n = ::sendto(rtcp_sock_.native_handle(), p, static_cast<std::size_t>(l), MSG_DONTWAIT, remote_rtcp_.data(),
+    auto n = ::sendto(rtcp_sock_.fd(), p, static_cast<std::size_t>(l), MSG_DONTWAIT, remote_rtcp_.data(),
                       static_cast<socklen_t>(remote_rtcp_.size()));
     if (n < 0) {
         send_failed_.add();
@@ -1027,14 +1029,13 @@ void SessionImpl::close() {
     }
     if (rtcp_sock_.is_open()) build_and_send_rtcp(true);
     closed_ = true;
-    scratch_->poller->remove(rtp_slot_, rtp_sock_.native_handle());
-    scratch_->poller->remove(rtcp_slot_, rtcp_sock_.native_handle());
+    scratch_->poller->remove(rtp_slot_, rtp_sock_.fd());
+    scratch_->poller->remove(rtcp_slot_, rtcp_sock_.fd());
     rtp_slot_ = rtcp_slot_ = MediaPoller::no_slot;
-    boost::system::error_code ec;
-    rtp_sock_.close(ec);
-    rtcp_sock_.close(ec);
+    rtp_sock_.close();
+    rtcp_sock_.close();
     rtcp_timer_.cancel();
-    dtmf_timer_.cancel();
+    if (dtmf_timer_) dtmf_timer_->cancel();
     if (jb_timer_) jb_timer_->cancel();
     if (!delivering_) handler_ = nullptr;
     pending_handler_ = nullptr;

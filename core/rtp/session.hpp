@@ -45,7 +45,7 @@ public:
     using udp = boost::asio::ip::udp;
 
     SessionImpl(std::shared_ptr<SessionList> list, boost::asio::io_context& loop, std::shared_ptr<LoopScratch> scratch,
-                udp::socket rtp, udp::socket rtcp, std::string name, const SessionConfig& cfg, const Log& log);
+                MediaSocket rtp, MediaSocket rtcp, std::string name, const SessionConfig& cfg, const Log& log);
     ~SessionImpl() override;
     // Starts reading and the RTCP timer; called once after construction.
     void start();
@@ -143,9 +143,10 @@ private:
     std::shared_ptr<SessionList> list_;
     boost::asio::io_context& loop_;
     std::shared_ptr<LoopScratch> scratch_;
-    udp::socket rtp_sock_, rtcp_sock_;
+    MediaSocket rtp_sock_, rtcp_sock_;
     std::uint32_t rtp_slot_ = MediaPoller::no_slot, rtcp_slot_ = MediaPoller::no_slot;
-    boost::asio::steady_timer rtcp_timer_, dtmf_timer_;
+    boost::asio::steady_timer rtcp_timer_;
+    std::unique_ptr<boost::asio::steady_timer> dtmf_timer_;  // made at the first digit sent
     std::unique_ptr<boost::asio::steady_timer> jb_timer_;
     std::unique_ptr<JitterBuffer> jb_;
     udp::endpoint local_;
@@ -166,7 +167,10 @@ private:
     // Payload types.
     // Received payload type -> format; the per-format figures come from a
     // shared table (payload_info), so a session carries 256 bytes, not 2 KiB.
-    std::array<Format, 128> rx_map_{};
+    // Format by received payload type, as bytes: Format fits one, and the
+    // table is in every session.
+    std::array<std::uint8_t, 128> rx_map_{};
+    Format rx_format(std::uint8_t pt) const { return static_cast<Format>(rx_map_[pt & 0x7f]); }
     int dtmf_rx_pt_ = -1, dtmf_tx_pt_ = -1;
     std::uint32_t dtmf_clock_ = 8000;
     Format send_format_ = Format::none;

@@ -203,7 +203,7 @@ public:
         std::string context, exten, label;
         int priority = 0;
     };
-    std::optional<Jump> take_jump() { return std::exchange(jump_, std::nullopt); }
+    std::optional<Jump> take_jump() { return take(jump_); }
     // Asterisk's async goto, for fax detection: the dialplan continues at
     // this place now. The running application is cancelled as a hangup
     // would cancel it (its awaited operation ends with operation_aborted),
@@ -211,8 +211,8 @@ public:
     // place with take_async_goto(). False, and nothing done, when no
     // coroutine runs on the channel (a callee owned by Dial). On the loop.
     bool async_goto(std::string context, std::string exten, int priority);
-    bool async_goto_pending() const { return async_goto_.has_value(); }
-    std::optional<Jump> take_async_goto() { return std::exchange(async_goto_, std::nullopt); }
+    bool async_goto_pending() const { return async_goto_ != nullptr; }
+    std::optional<Jump> take_async_goto() { return take(async_goto_); }
     // A transfer's request that the channel leave what it is doing (a bridge,
     // Dial) and go on elsewhere: at a place in the dialplan, or bridged to
     // `bridge_to`, a channel with no dialplan of its own that whoever takes
@@ -225,7 +225,7 @@ public:
         std::shared_ptr<Channel> bridge_to;
     };
     void set_redirect(Redirect r);
-    bool redirect_pending() const { return redirect_.has_value(); }
+    bool redirect_pending() const { return redirect_ != nullptr; }
     std::optional<Redirect> take_redirect();
     // Gosub return stack: positions and their local variable frames.
     struct StackFrame {
@@ -363,9 +363,17 @@ private:
     std::vector<ChannelVariable> vars_;
     std::string context_, exten_;
     int priority_ = 1;
-    std::optional<Jump> jump_;
-    std::optional<Jump> async_goto_;
-    std::optional<Redirect> redirect_;
+    // Rarely set, so held out of line: every channel carries the pointers.
+    std::unique_ptr<Jump> jump_;
+    std::unique_ptr<Jump> async_goto_;
+    std::unique_ptr<Redirect> redirect_;
+    template <class T>
+    static std::optional<T> take(std::unique_ptr<T>& p) {
+        if (!p) return std::nullopt;
+        std::optional<T> v(std::move(*p));
+        p.reset();
+        return v;
+    }
     std::vector<StackFrame> stack_;
     std::string lastapp_, lastdata_;
     FrameObserver observer_;

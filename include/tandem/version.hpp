@@ -16,7 +16,7 @@
 
 // Bumped whenever a public header changes in a way that breaks binaries.
 // 6: the event bus gained PeerStatus, Registry and Transfer (a larger Event variant).
-#define TANDEM_SDK_REVISION 6
+#define TANDEM_SDK_REVISION 7
 
 #define TANDEM_STRINGIFY2(x) #x
 #define TANDEM_STRINGIFY(x) TANDEM_STRINGIFY2(x)
