@@ -230,10 +230,9 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
     cfg.symmetric = options.symmetric;
     cfg.probation = st.probation;
     cfg.rtcp_interval = options.rtcp_interval.value_or(st.rtcp_interval);
-    cfg.jitter_buffer = options.jitter_buffer.value_or(st.jitter_buffer);
-    cfg.jitter = st.jitter;
+    bool jitter_buffer = options.jitter_buffer.value_or(st.jitter_buffer);
     auto s = std::make_shared<SessionImpl>(list_, loop, std::move(scratch), std::move(rtp), std::move(rtcp),
-                                           options.name, cfg, log_);
+                                           options.name, cfg, jitter_buffer ? &st.jitter : nullptr);
     {
         std::lock_guard l(list_->mu);
         list_->sessions[s.get()] = s;

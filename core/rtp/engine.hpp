@@ -18,6 +18,8 @@
 namespace tandem::rtp {
 
 struct SessionList {
+    explicit SessionList(Log l) : log(std::move(l)) {}
+    const Log log;  // the sessions' (one copy, not one per session)
     std::mutex mu;
     std::unordered_map<const SessionImpl*, std::weak_ptr<SessionImpl>> sessions;
     // RTP ports (even; RTCP is the next one) our live sessions hold, indexed
@@ -54,7 +56,7 @@ private:
     RtpSettings settings_;
     std::uint32_t next_port_ = 0;
     std::map<const boost::asio::io_context*, std::weak_ptr<LoopScratch>> scratch_;
-    std::shared_ptr<SessionList> list_ = std::make_shared<SessionList>();
+    std::shared_ptr<SessionList> list_ = std::make_shared<SessionList>(log_);
 };
 
 }  // namespace tandem::rtp

@@ -86,7 +86,7 @@ const SessionImpl::PayloadInfo& SessionImpl::payload_info(Format f) {
 
 SessionImpl::SessionImpl(std::shared_ptr<SessionList> list, asio::io_context& loop,
                          std::shared_ptr<LoopScratch> scratch, MediaSocket rtp, MediaSocket rtcp, std::string name,
-                         const SessionConfig& cfg, const Log& log)
+                         const SessionConfig& cfg, const JitterBufferConfig* jitter)
     : list_(std::move(list)),
       loop_(loop),
       scratch_(std::move(scratch)),
@@ -94,8 +94,7 @@ SessionImpl::SessionImpl(std::shared_ptr<SessionList> list, asio::io_context& lo
       rtcp_sock_(std::move(rtcp)),
       rtcp_timer_(loop),
       name_(std::move(name)),
-      cfg_(cfg),
-      log_(log) {
+      cfg_(cfg) {
     socklen_t len = static_cast<socklen_t>(local_.capacity());
     if (::getsockname(rtp_sock_.fd(), local_.data(), &len) == 0) local_.resize(len);
     std::uint64_t seed = 0;
@@ -113,8 +112,8 @@ SessionImpl::SessionImpl(std::shared_ptr<SessionList> list, asio::io_context& lo
         if (fi.static_payload >= 0 && fi.static_payload < 128 && fi.kind == MediaKind::audio)
             map_payload(static_cast<std::uint8_t>(fi.static_payload), fi.format);
     }
-    if (cfg_.jitter_buffer) {
-        jb_ = std::make_unique<JitterBuffer>(cfg_.jitter);
+    if (jitter) {
+        jb_ = std::make_unique<JitterBuffer>(*jitter);
         jb_timer_ = std::make_unique<asio::steady_timer>(loop);
     }
 }
@@ -135,10 +134,10 @@ void SessionImpl::start() {
     auto& poller = *scratch_->poller;
     rtp_slot_ = poller.add(rtp_sock_.fd(), weak_from_this(), false);
     if (rtp_slot_ == MediaPoller::no_slot)
-        log_.error("{}: cannot watch the RTP socket: {}", name_, std::system_category().message(errno));
+        list_->log.error("{}: cannot watch the RTP socket: {}", name_, std::system_category().message(errno));
     rtcp_slot_ = poller.add(rtcp_sock_.fd(), weak_from_this(), true);
     if (rtcp_slot_ == MediaPoller::no_slot)
-        log_.error("{}: cannot watch the RTCP socket: {}", name_, std::system_category().message(errno));
+        list_->log.error("{}: cannot watch the RTCP socket: {}", name_, std::system_category().message(errno));
     schedule_rtcp();
 }
 
@@ -300,7 +299,7 @@ void SessionImpl::lock_source(const udp::endpoint& from) {
         remote_rtp_ = from;
         if (!rtcp_explicit_ && !rtcp_heard_)
             remote_rtcp_ = udp::endpoint(from.address(), static_cast<std::uint16_t>(from.port() + 1));
-        log_.debug("{}: RTP latched to {}:{}", name_, from.address().to_string(), from.port());
+        list_->log.debug("{}: RTP latched to {}:{}", name_, from.address().to_string(), from.port());
     }
 }
 
@@ -509,7 +508,7 @@ bool SessionImpl::can_relay_to(const RtpSession& peer) const {
 void SessionImpl::relay_to(RtpSession* p) {
     auto* peer = p ? dynamic_cast<SessionImpl*>(p) : nullptr;
     if (p && (!peer || peer == this || &peer->loop_ != &loop_ || peer->closed_ || closed_)) {
-        log_.warning("{}: cannot relay to {}", name_, p->name());
+        list_->log.warning("{}: cannot relay to {}", name_, p->name());
         return;
     }
     if (peer == relay_peer_) return;
@@ -976,7 +975,7 @@ void SessionImpl::handle_rtcp(std::uint8_t* data, std::size_t len, const udp::en
         } else if (p[1] == rtcp_rr && plen >= 8 + 24 * rc) {
             read_blocks(p + 8, rc);
         } else if (p[1] == rtcp_bye) {
-            log_.debug("{}: RTCP BYE from {}", name_, from.address().to_string());
+            list_->log.debug("{}: RTCP BYE from {}", name_, from.address().to_string());
         }
         off += plen;
     }

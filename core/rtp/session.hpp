@@ -36,8 +36,6 @@ struct SessionConfig {
     bool symmetric = true;
     unsigned probation = 4;
     std::chrono::milliseconds rtcp_interval{5000};
-    bool jitter_buffer = false;
-    JitterBufferConfig jitter;
 };
 
 class SessionImpl final : public RtpSession, public std::enable_shared_from_this<SessionImpl> {
@@ -45,7 +43,8 @@ public:
     using udp = boost::asio::ip::udp;
 
     SessionImpl(std::shared_ptr<SessionList> list, boost::asio::io_context& loop, std::shared_ptr<LoopScratch> scratch,
-                MediaSocket rtp, MediaSocket rtcp, std::string name, const SessionConfig& cfg, const Log& log);
+                MediaSocket rtp, MediaSocket rtcp, std::string name, const SessionConfig& cfg,
+                const JitterBufferConfig* jitter);  // null: no jitter buffer
     ~SessionImpl() override;
     // Starts reading and the RTCP timer; called once after construction.
     void start();
@@ -152,7 +151,6 @@ private:
     udp::endpoint local_;
     std::string name_;
     SessionConfig cfg_;
-    Log log_;
     bool closed_ = false;
     std::uint64_t rng_;
 
