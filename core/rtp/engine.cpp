@@ -186,28 +186,33 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
     };
     bool found = false;
     std::uint32_t port = 0;
-    {
-        // Ports our own sessions hold are skipped from the table; any other
-        // user of a port (another program) fails the bind, and the same
-        // unbound socket tries the next pair: no socket is made per attempt.
-        // With the range nearly full (calls piling up) this is what keeps
-        // the search cheap.
-        std::lock_guard l(list_->mu);
-        for (std::uint32_t i = 0; i < pairs && !found; ++i) {
-            port = next_port_;
-            next_port_ += 2;
-            if (next_port_ + 1 > last) next_port_ = first;
+    // Ports our own sessions hold are skipped from the table; any other user
+    // of a port (another program) fails the bind, and the same unbound socket
+    // tries the next pair: no socket is made per attempt. With the range
+    // nearly full (calls piling up) this is what keeps the search cheap.
+    // Only create() sets bits, under mu_, so a pair read as free stays free
+    // while we bind it; the table's own lock is held for the reads alone, not
+    // across the binds, since closing sessions on every loop take it.
+    for (std::uint32_t i = 0; i < pairs && !found; ++i) {
+        port = next_port_;
+        next_port_ += 2;
+        if (next_port_ + 1 > last) next_port_ = first;
+        {
+            std::lock_guard l(list_->mu);
             if (list_->ports_in_use[port / 2]) continue;
-            if (!bind_to(rtp, port)) continue;
-            if (!bind_to(rtcp, port + 1)) {
-                // The RTP socket is bound now: it cannot try another port.
-                rtp = open_socket();
-                if (!rtp.is_open()) break;
-                continue;
-            }
-            found = true;
-            list_->ports_in_use[port / 2] = true;
         }
+        if (!bind_to(rtp, port)) continue;
+        if (!bind_to(rtcp, port + 1)) {
+            // The RTP socket is bound now: it cannot try another port.
+            rtp = open_socket();
+            if (!rtp.is_open()) break;
+            continue;
+        }
+        found = true;
+    }
+    if (found) {
+        std::lock_guard l(list_->mu);
+        list_->ports_in_use[port / 2] = true;
     }
     if (!found) {
         error = fmt::format("no free RTP port pair in {}-{} on {}", first, last, addr.to_string());
