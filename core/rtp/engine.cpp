@@ -172,6 +172,14 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
     }
     std::uint32_t pairs = (last - first + 1) / 2;
     if (next_port_ < first || next_port_ + 1 > last) next_port_ = first;
+    std::shared_ptr<LoopScratch> scratch;
+    try {
+        scratch = scratch_for(loop);  // the loop's buffers and MediaPoller
+    } catch (const std::exception& e) {
+        error = e.what();
+        log_.warning("{}", error);
+        return nullptr;
+    }
     const int family = addr.is_v6() ? AF_INET6 : AF_INET;
     auto open_socket = [&] { return MediaSocket(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)); };
     MediaSocket rtp = open_socket(), rtcp = open_socket();
@@ -210,23 +218,14 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
         }
         found = true;
     }
-    if (found) {
-        std::lock_guard l(list_->mu);
-        list_->ports_in_use[port / 2] = true;
-    }
     if (!found) {
         error = fmt::format("no free RTP port pair in {}-{} on {}", first, last, addr.to_string());
         log_.warning("{}", error);
         return nullptr;
     }
-    std::shared_ptr<LoopScratch> scratch;
-    try {
-        scratch = scratch_for(loop);
-    } catch (const std::exception& e) {
-        forget_session(*list_, nullptr, static_cast<std::uint16_t>(port));
-        error = e.what();
-        log_.warning("{}", error);
-        return nullptr;
+    {
+        std::lock_guard l(list_->mu);
+        list_->ports_in_use[port / 2] = true;
     }
     lock.unlock();
 

@@ -131,13 +131,15 @@ std::uint32_t SessionImpl::rand32() {
 }
 
 void SessionImpl::start() {
-    auto& poller = *scratch_->poller;
-    rtp_slot_ = poller.add(rtp_sock_.fd(), weak_from_this(), false);
-    if (rtp_slot_ == MediaPoller::no_slot)
-        list_->log.error("{}: cannot watch the RTP socket: {}", name_, std::system_category().message(errno));
-    rtcp_slot_ = poller.add(rtcp_sock_.fd(), weak_from_this(), true);
-    if (rtcp_slot_ == MediaPoller::no_slot)
-        list_->log.error("{}: cannot watch the RTCP socket: {}", name_, std::system_category().message(errno));
+    auto watch = [this](const MediaSocket& sock, bool rtcp) {
+        auto slot = scratch_->poller->add(sock.fd(), weak_from_this(), rtcp);
+        if (slot == MediaPoller::no_slot)
+            list_->log.error("{}: cannot watch the {} socket: {}", name_, rtcp ? "RTCP" : "RTP",
+                             std::system_category().message(errno));
+        return slot;
+    };
+    rtp_slot_ = watch(rtp_sock_, false);
+    rtcp_slot_ = watch(rtcp_sock_, true);
     schedule_rtcp();
 }
 

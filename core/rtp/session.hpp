@@ -163,10 +163,9 @@ private:
     unsigned candidate_count_ = 0;
 
     // Payload types.
-    // Received payload type -> format; the per-format figures come from a
-    // shared table (payload_info), so a session carries 256 bytes, not 2 KiB.
-    // Format by received payload type, as bytes: Format fits one, and the
-    // table is in every session.
+    // Received payload type -> Format, one byte each (Format fits one); the
+    // per-format figures come from a shared table (payload_info), so a
+    // session carries 128 bytes, not 2 KiB.
     std::array<std::uint8_t, 128> rx_map_{};
     Format rx_format(std::uint8_t pt) const { return static_cast<Format>(rx_map_[pt & 0x7f]); }
     int dtmf_rx_pt_ = -1, dtmf_tx_pt_ = -1;
