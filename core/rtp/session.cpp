@@ -1028,7 +1028,10 @@ void SessionImpl::close() {
         relay_from_->relay_peer_ = nullptr;
         relay_from_ = nullptr;
     }
-    if (rtcp_sock_.is_open()) build_and_send_rtcp(true);
+    // RFC 3550 6.3.7: a participant that never sent RTP or RTCP sends no BYE
+    // (a call refused or cancelled before media spares the peer a datagram to
+    // a port it may not listen on).
+    if (rtcp_sock_.is_open() && (packets_sent_.get() > 0 || rtcp_sent_.get() > 0)) build_and_send_rtcp(true);
     closed_ = true;
     scratch_->poller->remove(rtp_slot_, rtp_sock_.fd());
     scratch_->poller->remove(rtcp_slot_, rtcp_sock_.fd());

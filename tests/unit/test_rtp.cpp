@@ -409,6 +409,25 @@ TEST_CASE("rtp: RTCP reports give loss, jitter and round-trip time") {
     CHECK(bye);
 }
 
+TEST_CASE("rtp: a session that never sent anything closes without an RTCP BYE") {
+    Fixture fx;
+    auto s = fx.make();
+    Peer p;
+    udp::socket rtcp_in(p.io, udp::endpoint(localhost, 0));
+    rtcp_in.non_blocking(true);
+    s->set_remote(localhost, p.port());
+    s->set_remote_rtcp(localhost, rtcp_in.local_endpoint().port());
+    p.send_rtp(s->local_port(), 0, 1, 0);  // received, but nothing sent back
+    REQUIRE(fx.run_until([&] { return s->stats().packets_received == 1; }));
+    s->close();
+    fx.run_for(20ms);
+    std::uint8_t buf[1500];
+    boost::system::error_code ec;
+    rtcp_in.receive(asio::buffer(buf), 0, ec);
+    CHECK(ec == asio::error::would_block);  // RFC 3550 6.3.7
+    CHECK(s->stats().rtcp_sent == 0);
+}
+
 TEST_CASE("rtp: SRTP round trip with both suites, rejection with the wrong key") {
     for (auto suite : {SrtpSuite::aes_cm_128_hmac_sha1_80, SrtpSuite::aes_cm_128_hmac_sha1_32}) {
         CAPTURE(srtp_suite_name(suite));
