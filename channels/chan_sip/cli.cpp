@@ -171,6 +171,29 @@ awaitable<int> show_bans(Service weak, CliRequest& r) {
     co_return cli_status::ok;
 }
 
+awaitable<int> show_status(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (!r.args.empty()) co_return cli_status::usage;
+    auto& agent = svc->agent();
+    auto o = agent.overload();
+    auto g = svc->settings()->general;
+    r.out.print("Dialogs:            {}\n", agent.dialogs());
+    r.out.print("Requests pending:   {} (waiting for an event loop's answer)\n", agent.pending());
+    if (o.udp_buffer)
+        r.out.print("UDP receive queue:  {} KiB of {} KiB ({}%)\n", o.udp_queued / 1024, o.udp_buffer / 1024,
+                    std::uint64_t{o.udp_queued} * 100 / o.udp_buffer);
+    else
+        r.out.print("UDP receive queue:  -\n");
+    if (g.overload_queue)
+        r.out.print("Overload guard:     on above {}% of the buffer, Retry-After {} s; now {}\n", g.overload_queue,
+                    g.overload_retry_after.count(), o.active ? "REFUSING new calls and registrations" : "accepting");
+    else
+        r.out.print("Overload guard:     off (overloadqueue=0)\n");
+    r.out.print("Refused (overload): {}\n", o.refused);
+    co_return cli_status::ok;
+}
+
 awaitable<int> unban(Service weak, CliRequest& r) {
     auto svc = weak.lock();
     if (!svc) co_return cli_status::failure;
@@ -333,6 +356,13 @@ std::vector<Registration> register_cli(Host& host, std::shared_ptr<SipService> s
                        show_channels));
     regs.push_back(add({"sip", "show", "bans"}, "List addresses banned (or close to it) for failed authentication",
                        "Usage: sip show bans", show_bans));
+    regs.push_back(add({"sip", "show", "status"}, "Show the SIP stack's load and its overload guard",
+                       "Usage: sip show status\n"
+                       "  Dialogs alive, requests waiting for the dialplan, the UDP socket's unread\n"
+                       "  queue (at the last look, each second at least), and the overload guard:\n"
+                       "  whether it is refusing new calls and registrations now, and how many it\n"
+                       "  refused since start.",
+                       show_status));
     regs.push_back(add({"sip", "unban"}, "Lift an auto-ban", "Usage: sip unban ADDRESS|all", unban, banned));
     regs.push_back(add({"sip", "qualify"}, "Send OPTIONS to an endpoint now and show the answer",
                        "Usage: sip qualify NAME\n"

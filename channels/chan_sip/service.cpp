@@ -108,6 +108,7 @@ std::vector<std::string> SipService::set_settings(std::shared_ptr<const Settings
         log_.notice("{} is no longer an endpoint that registers: dropped its contact {}", b.endpoint, b.contact);
     if (running() && old->general.sipdebug != s->general.sipdebug) agent_.set_debug(s->general.sipdebug);
     if (running()) agent_.set_registrations(s->registrations);
+    agent_.set_overload_guard(s->general.overload_queue, s->general.overload_retry_after);
     return kept;
 }
 
@@ -147,6 +148,7 @@ void SipService::start() {
     cb.on_registry_change = [this, seen = std::make_shared<RegistryEvents>()](RegistryEntry e) {
         if (auto ev = seen->change(e)) core_.events().publish(std::move(*ev));
     };
+    agent_.set_overload_guard(s->general.overload_queue, s->general.overload_retry_after);
     std::string error;
     if (!agent_.start(config, std::move(cb), error)) throw std::runtime_error(error);
     agent_.set_registrations(s->registrations);

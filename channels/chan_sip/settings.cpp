@@ -221,6 +221,20 @@ std::span<const OptionSpec> general_schema() {
          .max = 268435456,
          .help = "Receive buffer of the UDP SIP socket in bytes (0: the system's default). A large buffer "
                  "absorbs bursts of requests instead of dropping them."},
+        {.name = "overloadqueue",
+         .type = OptionType::integer,
+         .default_value = "50",
+         .min = 0,
+         .max = 100,
+         .help = "Overload guard: while more than this percentage of the UDP receive buffer holds requests not "
+                 "yet read, new calls (INVITE) and registrations are refused with 503 and Retry-After, so that "
+                 "calls in progress keep their ACKs, BYEs and re-INVITEs flowing (0: never refuse)."},
+        {.name = "overloadretryafter",
+         .type = OptionType::duration,
+         .default_value = "5s",
+         .min = 1000,
+         .max = 3600000,
+         .help = "Retry-After of the 503 the overload guard answers (whole seconds)."},
         {.name = "tlsenable",
          .type = OptionType::boolean,
          .default_value = "no",
@@ -499,6 +513,8 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
             g.transports = *t;
     }
     g.udp_rcvbuf = static_cast<std::uint32_t>(go.integer("udprcvbuf"));
+    g.overload_queue = static_cast<unsigned>(go.integer("overloadqueue"));
+    g.overload_retry_after = std::chrono::duration_cast<std::chrono::seconds>(go.duration("overloadretryafter"));
     g.tls.enabled = go.boolean("tlsenable");
     g.tls.port = static_cast<std::uint16_t>(go.integer("tlsbindport"));
     g.tls.certfile = go.str("tlscertfile");

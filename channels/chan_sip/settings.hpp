@@ -111,6 +111,10 @@ struct GeneralSettings {
     std::uint16_t bindport = 5060;
     std::vector<Transport> transports{Transport::udp};
     std::uint32_t udp_rcvbuf = 4u << 20;  // bytes; 0 keeps the system's default
+    // Overload guard: new INVITEs and REGISTERs get 503 + Retry-After while
+    // more than this share (percent) of the UDP receive buffer waits unread.
+    unsigned overload_queue = 50;  // 0: off
+    std::chrono::seconds overload_retry_after{5};
     TlsSettings tls;
     std::string context = "default";
     std::string realm = "tandem";

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -197,6 +198,24 @@ int set_receive_buffer(std::uint16_t port, std::uint32_t bytes, std::string& err
             error = std::string("receive buffer: ") + std::strerror(errno);
     });
     return changed;
+}
+
+std::vector<int> datagram_sockets_on_port(std::uint16_t port) {
+    std::vector<int> fds;
+    std::string unused;
+    for_each_socket_on_port(port, unused, [&](int fd) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM) fds.push_back(fd);
+    });
+    return fds;
+}
+
+ReceiveQueue receive_queue(int fd) {
+    std::uint32_t info[SK_MEMINFO_VARS] = {};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0 || len < sizeof(std::uint32_t) * 2) return {};
+    return {info[SK_MEMINFO_RMEM_ALLOC], info[SK_MEMINFO_RCVBUF]};
 }
 
 }  // namespace tandem::sip

@@ -14,6 +14,10 @@
 // code leaks memory and writes to stderr for every other one, and Tandem
 // serves no STUN beyond those keep-alives.
 //
+// The same sockets are sized here (set_receive_buffer) and watched: the
+// unread queue of the UDP socket is the overload guard's measure of how far
+// the SIP stack is behind.
+//
 // Threading: build_ban_filter() is pure. apply_ban_filter() changes sockets
 // the Sofia thread owns: call it only there.
 #pragma once
@@ -51,5 +55,18 @@ int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& e
 // the kernel then drops datagrams before the SIP stack sees them. Returns how
 // many sockets changed; `error` tells why one could not.
 int set_receive_buffer(std::uint16_t port, std::uint32_t bytes, std::string& error);
+
+// The UDP sockets of this process bound to local `port` (the SIP stack's
+// own: read them, never close them).
+std::vector<int> datagram_sockets_on_port(std::uint16_t port);
+
+// How much of a socket's receive buffer holds datagrams not yet read, and
+// the buffer's size, in the kernel's accounting (each datagram counts with
+// its overhead). Zeros when the kernel cannot tell (SO_MEMINFO, Linux 3.9).
+struct ReceiveQueue {
+    std::uint32_t queued = 0;
+    std::uint32_t buffer = 0;
+};
+ReceiveQueue receive_queue(int fd);
 
 }  // namespace tandem::sip

@@ -307,7 +307,17 @@ struct SofiaAgent::Impl {
     int event_fd = -1;
     std::atomic<std::size_t> pending_count{0};
 
+    // --- overload guard (set from any thread, applied on the Sofia thread) ---
+    std::atomic<unsigned> overload_percent{0};  // 0: off
+    std::atomic<unsigned> overload_retry_after{5};
+    std::atomic<std::uint64_t> overload_refused{0};
+    std::atomic<std::uint32_t> udp_queued{0}, udp_buffer{0};  // at the last look
+    std::atomic<bool> overloaded{false};
+
     // --- Sofia thread only ---
+    std::vector<int> udp_fds;  // the stack's UDP sockets, for their receive queues
+    Clock::time_point overload_since;
+    std::uint64_t refused_in_episode = 0;
     su_root_t* root = nullptr;
     nua_t* nua = nullptr;
     su_wait_t wait[1]{};
@@ -461,6 +471,8 @@ struct SofiaAgent::Impl {
     void incoming_register(int status, nua_handle_t* nh, const sip_t* sip);
     void incoming_options(int status, nua_handle_t* nh);
     void ignore_silently(nua_handle_t* nh, const SocketAddress& from, const char* method);
+    bool overload_now();
+    bool refuse_if_overloaded(nua_handle_t* nh);
     void tick();
     void send_probe(const QualifyTarget& t);
     void answer(std::uint64_t token, const SipResponse& r);
@@ -590,6 +602,7 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         if (set_receive_buffer(config.port, config.udp_rcvbuf, why) == 0 && !why.empty())
             log.warning("cannot size the SIP receive buffer to {} bytes: {}", config.udp_rcvbuf, why);
     }
+    if (udp) udp_fds = datagram_sockets_on_port(config.port);
     // The UDP socket's STUN guard is there before any ban.
     if (udp) apply_bans({});
     tick_timer = su_timer_create(su_root_task(root), tick_ms);
@@ -722,6 +735,47 @@ void SofiaAgent::Impl::ignore_silently(nua_handle_t* nh, const SocketAddress& fr
     nua_handle_destroy(nh);
 }
 
+bool SofiaAgent::Impl::overload_now() {
+    std::uint64_t queued = 0, buffer = 0;
+    for (int fd : udp_fds) {
+        auto q = receive_queue(fd);
+        queued += q.queued;
+        buffer += q.buffer;
+    }
+    udp_queued.store(static_cast<std::uint32_t>(queued), std::memory_order_relaxed);
+    udp_buffer.store(static_cast<std::uint32_t>(buffer), std::memory_order_relaxed);
+    auto percent = overload_percent.load(std::memory_order_relaxed);
+    bool over = percent && buffer && queued * 100 > buffer * percent;
+    if (over && !overloaded) {
+        overloaded = true;
+        overload_since = Clock::now();
+        refused_in_episode = 0;
+        log.warning("SIP overload: {} KiB of datagrams wait unread on UDP port {} ({}% of the receive buffer, "
+                    "overloadqueue={}); refusing new calls and registrations with 503",
+                    queued / 1024, config.port, queued * 100 / buffer, percent);
+    } else if (!over && overloaded) {
+        overloaded = false;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - overload_since).count();
+        log.notice("SIP overload over after {}.{:01} s: {} requests refused", ms / 1000, ms % 1000 / 100,
+                   refused_in_episode);
+    }
+    return over;
+}
+
+bool SofiaAgent::Impl::refuse_if_overloaded(nua_handle_t* nh) {
+    // Cheap to refuse: a new request costs its 503 and, for an INVITE, the
+    // ACK; a call let in costs a dozen messages and its other leg. Requests
+    // inside dialogs (ACK, BYE, re-INVITE) never come here.
+    if (!overload_percent.load(std::memory_order_relaxed) || !overload_now()) return false;
+    ++refused_in_episode;
+    overload_refused.fetch_add(1, std::memory_order_relaxed);
+    auto retry = std::to_string(overload_retry_after.load(std::memory_order_relaxed));
+    nua_respond(nh, SIP_503_SERVICE_UNAVAILABLE, NUTAG_WITH_THIS(nua), SIPTAG_RETRY_AFTER_STR(retry.c_str()),
+                TAG_END());
+    nua_handle_destroy(nh);
+    return true;
+}
+
 void SofiaAgent::Impl::incoming_register(int status, nua_handle_t* nh, const sip_t* sip) {
     if (!nh) return;
     if (status >= 200 || shutting_down) {
@@ -739,6 +793,7 @@ void SofiaAgent::Impl::incoming_register(int status, nua_handle_t* nh, const sip
         ignore_silently(nh, *source, "REGISTER");
         return;
     }
+    if (refuse_if_overloaded(nh)) return;
     if (pending.size() >= max_pending) {
         nua_respond(nh, SIP_503_SERVICE_UNAVAILABLE, NUTAG_WITH_THIS(nua), SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
         nua_handle_destroy(nh);
@@ -788,6 +843,7 @@ void SofiaAgent::Impl::answer(std::uint64_t token, const SipResponse& r) {
 }
 
 void SofiaAgent::Impl::tick() {
+    overload_now();  // ends an episode that no request has ended, refreshes the figures
     auto now = Clock::now();
     for (auto it = pending.begin(); it != pending.end();) {
         if (now - it->second.received < pending_timeout) {
@@ -951,6 +1007,7 @@ void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t
         nua_handle_destroy(nh);
         return;
     }
+    if (refuse_if_overloaded(nh)) return;
     auto request = to_request(nua, sip, *source);
     if (!request || !callbacks.on_invite) {
         nua_respond(nh, request ? 503 : 400, request ? "Service Unavailable" : "Bad Request", NUTAG_WITH_THIS(nua),
@@ -1525,6 +1582,16 @@ void SofiaAgent::set_debug(bool on) {
     impl_->push([impl = impl_.get(), on] {
         if (impl->nua) nua_set_params(impl->nua, TPTAG_LOG(on ? 1 : 0), TAG_END());
     });
+}
+
+void SofiaAgent::set_overload_guard(unsigned percent, std::chrono::seconds retry_after) {
+    impl_->overload_percent = percent;
+    impl_->overload_retry_after = static_cast<unsigned>(std::max<std::int64_t>(retry_after.count(), 1));
+}
+
+SofiaAgent::OverloadState SofiaAgent::overload() const {
+    return {impl_->overloaded.load(), impl_->overload_refused.load(), impl_->udp_queued.load(),
+            impl_->udp_buffer.load()};
 }
 
 bool SofiaAgent::debug() const {

@@ -173,6 +173,16 @@ public:
     void wake();
     // Requests waiting for an answer from a loop.
     std::size_t pending() const;
+    // The overload guard: while more than `percent` of the UDP receive
+    // buffer holds datagrams not yet read, new INVITEs and REGISTERs get 503
+    // with Retry-After (0: off).
+    void set_overload_guard(unsigned percent, std::chrono::seconds retry_after);
+    struct OverloadState {
+        bool active = false;
+        std::uint64_t refused = 0;  // since start
+        std::uint32_t udp_queued = 0, udp_buffer = 0;  // bytes, at the last look (each second at least)
+    };
+    OverloadState overload() const;
 
     // --- calls, any thread ---
     // A fresh id for an outgoing dialog (never 0, never reused).

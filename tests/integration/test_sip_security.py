@@ -2,7 +2,8 @@
 authentications every request from the address goes unanswered, over UDP and
 TCP, until `sip unban`), and malformed SIP (binary junk, missing Via, huge
 Content-Length, truncated messages, oversized headers) that must never crash
-the PBX."""
+the PBX, and the overload guard (new INVITEs refused with 503 and Retry-After
+while the UDP socket's unread queue is deeper than overloadqueue=)."""
 import os
 import random
 import re
@@ -121,6 +122,58 @@ with t:
         finally:
             s.close()
     check(t.proc.poll() is None, "after malformed TCP streams the PBX is running")
+
+    # --- the overload guard: new calls refused with 503 while the queue is deep
+    def invite_burst(count, pad):
+        """`count` INVITEs sent back to back, each padded to about `pad` bytes
+        so that a few waiting ones fill a share of the receive buffer; returns
+        {Call-ID: (final status, Retry-After)} of what came back."""
+        peer = UdpPeer()
+        ids = []
+        for i in range(count):
+            call_id = f"burst-{i}-{random.getrandbits(32):08x}"
+            ids.append(call_id)
+            peer.send(request("INVITE", port, local_port=peer.port, call_id=call_id,
+                              extra_headers="X-Padding: " + "p" * pad), port)
+        finals = {}
+        deadline = time.time() + 15
+        while time.time() < deadline and len(finals) < count:
+            for text in peer.answers(0.5):
+                st = status_of(text)
+                cid = re.search(r"(?mi)^Call-ID:\s*(\S+)", text)
+                if st and st >= 200 and cid:
+                    ra = re.search(r"(?mi)^Retry-After:\s*(\d+)", text)
+                    finals.setdefault(cid.group(1), (st, int(ra.group(1)) if ra else None))
+        peer.close()
+        return finals
+
+    use_port(port, overloadqueue=1, overloadretryafter="7s")(t.conf)
+    status, out = t.rx("module reload chan_sip")
+    check(status == 0, "reload with overloadqueue=1 (1 % of the receive buffer)")
+    finals = invite_burst(150, 8000)
+    refused = [v for v in finals.values() if v[0] == 503]
+    challenged = [v for v in finals.values() if v[0] == 401]
+    check(len(finals) == 150, f"every INVITE of the burst got a final answer ({len(finals)} of 150)")
+    check(refused and all(ra == 7 for _, ra in refused),
+          f"a burst deeper than the threshold gets 503 with Retry-After: 7 ({len(refused)} refused)")
+    check(challenged, f"INVITEs read while the queue was short are challenged as usual ({len(challenged)})")
+    check(t.wait_for(lambda: "SIP overload:" in t.log() and "SIP overload over after" in t.log(), timeout=5),
+          "the overload and its end are logged")
+    status, out = t.rx("sip show status")
+    m = re.search(r"Refused \(overload\):\s*(\d+)", out)
+    check(status == 0 and m and int(m.group(1)) >= len(refused) and "on above 1% of the buffer, Retry-After 7 s" in out,
+          "sip show status counts the refusals:\n" + out)
+    finals = invite_burst(1, 8000)
+    check(list(finals.values()) == [(401, None)], f"once the queue is read, a new INVITE is let in: {finals}")
+
+    use_port(port, overloadqueue=0)(t.conf)
+    status, out = t.rx("module reload chan_sip")
+    finals = invite_burst(150, 8000)
+    check(status == 0 and len(finals) == 150 and all(v[0] == 401 for v in finals.values()),
+          "with overloadqueue=0 the same burst is only challenged "
+          f"({sorted(v[0] for v in finals.values()).count(401)} of {len(finals)} answered, of 150)")
+    status, out = t.rx("sip show status")
+    check("Overload guard:     off" in out, "sip show status says the guard is off")
 
     status, out = t.rx("core show version")
     check(status == 0, "the console still answers")

@@ -76,6 +76,8 @@ TEST_CASE("sip config: defaults") {
     CHECK(g.bans.failures == 5);
     CHECK(g.bans.window.count() == 60);
     CHECK(g.bans.duration.count() == 600);
+    CHECK(g.overload_queue == 50);
+    CHECK(g.overload_retry_after.count() == 5);
     auto* e = p.settings->find("1001");
     REQUIRE(e);
     CHECK(e->type == EndpointType::friend_);
@@ -130,6 +132,13 @@ TEST_CASE("sip config: unknown options and bad values name file and line") {
     auto q = parse("[general]\nminexpiry = 600\nmaxexpiry = 300\ntransport = sctp\n");
     CHECK(has_error(q, 2, "minexpiry must not exceed maxexpiry"));
     CHECK(has_error(q, 4, "transport must list udp and/or tcp"));
+    auto o = parse("[general]\noverloadqueue = 101\noverloadretryafter = 0s\n");
+    CHECK(has_error(o, 2, "overloadqueue"));
+    CHECK(has_error(o, 3, "overloadretryafter"));
+    auto ok = parse("[general]\noverloadqueue = 0\noverloadretryafter = 30s\n");
+    CHECK(ok.errors.empty());
+    CHECK(ok.settings->general.overload_queue == 0);
+    CHECK(ok.settings->general.overload_retry_after.count() == 30);
 }
 
 TEST_CASE("sip config: ACL lines in order, CIDR and netmask forms, errors") {

@@ -35,3 +35,27 @@ TEST_CASE("sip: the UDP receive buffer is raised on the socket bound to the port
     // Another port is left alone.
     CHECK(set_receive_buffer(static_cast<std::uint16_t>(port == 65535 ? 1 : port + 1), 1u << 20, error) == 0);
 }
+
+TEST_CASE("sip: the unread queue of the SIP UDP socket is measured (the overload guard's input)") {
+    tandem::test::UdpLoopback udp;
+    REQUIRE(udp.ok());
+    auto fds = datagram_sockets_on_port(udp.port);
+    REQUIRE(fds.size() == 1);
+    CHECK(fds[0] == udp.server);
+
+    auto empty = receive_queue(udp.server);
+    CHECK(empty.queued == 0);
+    CHECK(empty.buffer > 0);
+    std::vector<std::uint8_t> datagram(1000, 'x');
+    for (int i = 0; i < 10; ++i)
+        ::sendto(udp.client, datagram.data(), datagram.size(), 0, reinterpret_cast<const sockaddr*>(&udp.addr),
+                 sizeof udp.addr);
+    auto full = receive_queue(udp.server);
+    // Ten datagrams wait, each counted with the kernel's overhead.
+    CHECK(full.queued >= 10 * 1000);
+    CHECK(full.buffer == empty.buffer);
+    std::uint8_t buf[2048];
+    for (int i = 0; i < 10; ++i) CHECK(::recv(udp.server, buf, sizeof buf, 0) == 1000);
+    CHECK(receive_queue(udp.server).queued == 0);
+    CHECK(receive_queue(-1).buffer == 0);  // not a socket: zeros, no guess
+}
