@@ -26,6 +26,7 @@ Environment, for profiling:
   BENCH_TANDEM_WRAP="cmd args"  run Tandem under a wrapper (the CPU figures are then the wrapper's)
   BENCH_PAUSE=S                 media: wait S seconds after Tandem starts (time to attach heaptrack -p)
   BENCH_KEEP=1                  keep the work directories (SIPp's error logs, Tandem's output)
+  BENCH_SIP_GENERAL="k=v;k=v"   more [general] options for Tandem's sip.conf (overloadqueue=0, say)
 """
 import argparse
 import os
@@ -167,6 +168,7 @@ probation = 4
 rtcpinterval = 5000
 jbenable = no
 """)
+        extra_general = "\n".join(x.strip() for x in os.environ.get("BENCH_SIP_GENERAL", "").split(";") if x.strip())
         self._write("sip.conf", f"""[general]
 bindaddr = 127.0.0.1
 bindport = {self.port}
@@ -179,6 +181,7 @@ nat = no
 dtmfmode = rfc4733
 disallow = all
 allow = ulaw
+{extra_general}
 
 [uac]
 type = peer
