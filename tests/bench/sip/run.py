@@ -388,6 +388,18 @@ def run_rate(args, auth):
             pbx_wait_idle(pbx, 15)
         if pbx.channels() > 0:
             print(f"   note: {pbx.channels()} channels still up at the end")
+        if args.linger > 0 and pbx.proc.poll() is None:
+            # The SIP stack keeps each finished transaction for 64*T1 (32 s)
+            # to absorb retransmissions: memory after the ramp is mostly that,
+            # and must go back once they expire (anything left is a leak).
+            def mem():
+                heap = pbx.heap()
+                return (f"RSS {status(pbx.proc.pid)['VmRSS'] / 1024:.0f} MiB, "
+                        f"heap {heap / 2**20:.0f} MiB" if heap is not None else
+                        f"RSS {status(pbx.proc.pid)['VmRSS'] / 1024:.0f} MiB")
+            print(f"   memory at the end of the ramp: {mem()}", flush=True)
+            time.sleep(args.linger)
+            print(f"   memory {args.linger:.0f} s later: {mem()}")
     finally:
         stop_proc(uas)
         if pbx.proc.poll() is not None:
@@ -561,6 +573,8 @@ def main():
     ap.add_argument("--rates", default="100,200,400,600,800,1200,1600,2400,3200")
     ap.add_argument("--step-seconds", type=float, default=10)
     ap.add_argument("--hold-ms", type=int, default=500)
+    ap.add_argument("--linger", type=float, default=0,
+                    help="rate: wait this long after the ramp and print Tandem's memory before and after")
     ap.add_argument("--calls", default="100,500,1000,2000")
     ap.add_argument("--media-seconds", type=int, default=60)
     ap.add_argument("--window", type=float, default=10)
