@@ -1322,6 +1322,11 @@ std::vector<CallSummary> CallManager::summaries() const {
     return out;
 }
 
+std::map<std::string, int, std::less<>> CallManager::per_endpoint() const {
+    std::lock_guard lock(table_->mu);
+    return table_->per_endpoint;
+}
+
 std::size_t CallManager::active() const {
     std::lock_guard lock(table_->mu);
     return std::count_if(table_->all.begin(), table_->all.end(), [](auto& w) { return !w.expired(); });

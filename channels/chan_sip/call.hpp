@@ -100,6 +100,8 @@ public:
 
     std::vector<CallSummary> summaries() const;
     std::size_t active() const;
+    // Calls in progress per endpoint (those that count towards call-limit).
+    std::map<std::string, int, std::less<>> per_endpoint() const;
 
 private:
     void handle_invite(const std::shared_ptr<SipCall>& call, CallOffer offer);

@@ -148,6 +148,56 @@ awaitable<int> show_registry(Service weak, CliRequest& r) {
     co_return cli_status::ok;
 }
 
+awaitable<int> show_trunks(Service weak, CliRequest& r) {
+    auto svc = weak.lock();
+    if (!svc) co_return cli_status::failure;
+    if (!r.args.empty()) co_return cli_status::usage;
+    auto s = svc->settings();
+    auto registry = svc->agent().registry();
+    auto calls = svc->calls().per_endpoint();
+    auto now = SipService::wall_now();
+    auto registration = [&](const RegistryEntry& e) {
+        std::string text(to_string(e.state));
+        if (e.expires_at) text += fmt::format(" {} s", std::max<std::int64_t>(e.expires_at - now, 0));
+        else if (e.status) text += fmt::format(" ({})", e.status);
+        return text;
+    };
+    constexpr auto row = "{:<20} {:<30} {:<9} {:<10} {:<22} {:<20} {}\n";
+    r.out.print(row, "Name", "Host", "Transport", "Inbound", "Registration", "Status", "Calls");
+    int n = 0, up = 0, down = 0;
+    // A trunk is an endpoint Tandem reaches at a fixed host: a provider, a
+    // gateway, another PBX. Its state is what qualify last found.
+    for (auto& [name, e] : s->endpoints) {
+        if (!e.has_static_host()) continue;
+        std::string reg = "-";
+        for (auto& x : registry)
+            if (x.endpoint == name) reg = registration(x);
+        auto status = svc->qualify().status(name);
+        bool is_up = !status.empty() && std::all_of(status.begin(), status.end(), [](auto& q) {
+            return q.state == Reachability::reachable || q.state == Reachability::lagged;
+        });
+        bool is_down = std::any_of(status.begin(), status.end(),
+                                   [](auto& q) { return q.state == Reachability::unreachable; });
+        up += is_up;
+        down += is_down;
+        auto it = calls.find(name);
+        int active = it == calls.end() ? 0 : it->second;
+        r.out.print(row, name, fmt::format("{}:{}", e.host_ip ? e.host_ip->uri_host() : e.host, e.port),
+                    to_string(e.transport()), e.insecure_invite ? "by address" : "digest", reg,
+                    svc->qualify().summary(name),
+                    e.call_limit ? fmt::format("{}/{}", active, e.call_limit) : std::to_string(active));
+        ++n;
+    }
+    // register => lines belong to no endpoint: listed for their registration.
+    for (auto& x : registry) {
+        if (!x.endpoint.empty()) continue;
+        r.out.print(row, fmt::format("register {}", x.user), fmt::format("{}:{}", x.host, x.port), "-", "-",
+                    registration(x), "-", "-");
+    }
+    r.out.print("{} SIP trunk{} [{} up, {} down, {} unknown]\n", n, n == 1 ? "" : "s", up, down, n - up - down);
+    co_return cli_status::ok;
+}
+
 awaitable<int> show_bans(Service weak, CliRequest& r) {
     auto svc = weak.lock();
     if (!svc) co_return cli_status::failure;
@@ -349,6 +399,14 @@ std::vector<Registration> register_cli(Host& host, std::shared_ptr<SipService> s
                        "  (Registered, Request Sent, Auth. Sent, Rejected, Timeout, Failed,\n"
                        "  Unregistered), seconds until the binding expires and the last answer.",
                        show_registry));
+    regs.push_back(add({"sip", "show", "trunks"}, "List SIP trunks: providers, gateways, other PBXs",
+                       "Usage: sip show trunks\n"
+                       "  Each endpoint with a static host: its address and transport, how its calls\n"
+                       "  in are recognised (digest, or by address with insecure=invite), its\n"
+                       "  registration with the provider (register=yes), its qualify status (up:\n"
+                       "  OK or LAGGED; down: UNREACHABLE) and its calls in progress against\n"
+                       "  call-limit. register => lines are listed after them.",
+                       show_trunks));
     regs.push_back(add({"sip", "show", "channels"}, "List SIP calls in progress",
                        "Usage: sip show channels\n"
                        "  Each SIP channel with its SIP Call-ID, direction, state (Setup, Early, Up,\n"

@@ -2,7 +2,8 @@
 SIPp (uas_registrar.xml: 401 with a challenge, then 200 for 60 s), shows it
 in `sip show registry`, and unregisters (Expires: 0) when it stops. A
 register=yes peer with a wrong secret is refused (403) and shows Rejected
-with a retry planned; `tandem -t` names a malformed register => line."""
+with a retry planned; `sip show trunks` lists both; `tandem -t` names a
+malformed register => line."""
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import BIN, Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, append_file, edits, free_port, use_port  # noqa: E402
+from siptest import HERE, SIPP, Phone, append_file, edits, free_port, use_port  # noqa: E402
 
 good_port, bad_port = free_port(), free_port()
 BAD_PEER = f"""
@@ -56,13 +57,25 @@ def registry(t):
     return t.rx("sip show registry")[1]
 
 
+# A gateway known by its address, qualified: a socket that answers OPTIONS.
+gateway = Phone("gw", "unused-secret-000", 0)
+GW_PEER = f"""
+[gw]
+type = peer
+host = 127.0.0.1
+port = {gateway.port}
+insecure = invite
+qualify = yes
+context = default
+"""
+
 port = free_port()
 good = registrar(good_port)
 bad = registrar(bad_port)
 time.sleep(0.3)
 conf = edits(use_port(port, registertimeout="20s"),
              add_register_line(f"acct42:Trunk-Secret-1234@127.0.0.1:{good_port}/5550100"),
-             append_file("sip.conf", BAD_PEER))
+             append_file("sip.conf", BAD_PEER + GW_PEER))
 t = Tandem(edit=conf)
 try:
     with t:
@@ -77,9 +90,28 @@ try:
         check(rejected, "register=yes with a wrong secret: Rejected (403) with a retry planned:\n" + registry(t))
         check("2 SIP registrations" in registry(t), "sip show registry counts both")
         check("registration acct42@127.0.0.1:%d: Registered" % good_port in t.log(), "the log says it came up")
+        status, trunks = t.rx("sip show trunks")
+        check(status == 0 and re.search(rf"(?m)^badtrunk\s+127\.0\.0\.1:{bad_port}\s+udp\s+digest\s+Rejected \(403\)"
+                                        r"\s+Unmonitored\s+0$", trunks) is not None,
+              "sip show trunks: the register=yes peer, its address, transport, rejected registration, calls:\n"
+              + trunks)
+        check(re.search(rf"(?m)^register acct42\s+127\.0\.0\.1:{good_port}\s+-\s+-\s+Registered \d+ s", trunks)
+              is not None, "and the register => line with its registration")
+        status, out = t.rx("sip qualify gw")
+        check(status == 0 and "reachable" in out, "the gateway answers OPTIONS:\n" + out)
+        trunks = t.rx("sip show trunks")[1]
+        check(re.search(rf"(?m)^gw\s+127\.0\.0\.1:{gateway.port}\s+udp\s+by address\s+-\s+OK \(\d+ ms\)\s+0$",
+                        trunks) is not None, "sip show trunks: the gateway, recognised by address, up:\n" + trunks)
+        check("2 SIP trunks [1 up, 0 down, 1 unknown]" in trunks, "and counts them:\n" + trunks)
+        gateway.close()
+        t.rx("sip qualify gw")
+        trunks = t.rx("sip show trunks")[1]
+        check(re.search(r"(?m)^gw\s.*UNREACHABLE", trunks) is not None and "[0 up, 1 down, 1 unknown]" in trunks,
+              "once it stops answering the gateway is down:\n" + trunks)
     # Stopping Tandem removed the binding: the registrar saw Expires: 0.
     finished(good, "the provider saw REGISTER, the authenticated REGISTER and the un-REGISTER")
 finally:
+    gateway.close()
     for p in (good, bad):
         if p.poll() is None:
             p.kill()
