@@ -115,6 +115,16 @@ struct Peer {
     }
 };
 
+// A far end for `s`: RTP to the Peer's socket, RTCP to a socket of its own.
+struct RtcpPeer : Peer {
+    udp::socket rtcp{io, udp::endpoint(localhost, 0)};
+    explicit RtcpPeer(const std::shared_ptr<RtpSession>& s) {
+        rtcp.non_blocking(true);
+        s->set_remote(localhost, port());
+        s->set_remote_rtcp(localhost, rtcp.local_endpoint().port());
+    }
+};
+
 struct Collected {
     std::vector<Frame> frames;
     std::function<void(const Frame&)> handler() {
@@ -375,11 +385,8 @@ TEST_CASE("rtp: RTCP reports give loss, jitter and round-trip time") {
     // Loss as a receiver reports it: 2 of 10 missing.
     Fixture fx2(37000, 37999);
     auto s = fx2.make();
-    Peer p;
-    udp::socket rtcp_in(p.io, udp::endpoint(localhost, 0));
-    rtcp_in.non_blocking(true);
-    s->set_remote(localhost, p.port());
-    s->set_remote_rtcp(localhost, rtcp_in.local_endpoint().port());
+    RtcpPeer p(s);
+    auto& rtcp_in = p.rtcp;
     for (std::uint16_t i = 0; i < 10; ++i)
         if (i != 3 && i != 6) p.send_rtp(s->local_port(), 0, static_cast<std::uint16_t>(100 + i), 160u * i);
     REQUIRE(fx2.run_until([&] { return s->stats().packets_received == 8; }));
@@ -412,18 +419,14 @@ TEST_CASE("rtp: RTCP reports give loss, jitter and round-trip time") {
 TEST_CASE("rtp: a session that never sent anything closes without an RTCP BYE") {
     Fixture fx;
     auto s = fx.make();
-    Peer p;
-    udp::socket rtcp_in(p.io, udp::endpoint(localhost, 0));
-    rtcp_in.non_blocking(true);
-    s->set_remote(localhost, p.port());
-    s->set_remote_rtcp(localhost, rtcp_in.local_endpoint().port());
+    RtcpPeer p(s);
     p.send_rtp(s->local_port(), 0, 1, 0);  // received, but nothing sent back
     REQUIRE(fx.run_until([&] { return s->stats().packets_received == 1; }));
     s->close();
     fx.run_for(20ms);
     std::uint8_t buf[1500];
     boost::system::error_code ec;
-    rtcp_in.receive(asio::buffer(buf), 0, ec);
+    p.rtcp.receive(asio::buffer(buf), 0, ec);
     CHECK(ec == asio::error::would_block);  // RFC 3550 6.3.7
     CHECK(s->stats().rtcp_sent == 0);
 }
