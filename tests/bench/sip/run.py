@@ -302,6 +302,29 @@ def last_stats(path):
     return dict(zip(head, lines[-1].split(";")))
 
 
+def placing_rate(path):
+    """Calls per second SIPp placed while it was still placing them, from the
+    once-a-second samples of its -trace_stat file; None when too short to say.
+    (Over the step's wall time it would fall whenever calls fail: their
+    time-outs keep SIPp running after the last one is placed.)"""
+    with open(path) as f:
+        lines = [l.rstrip("\n;") for l in f if l.strip()]
+    head = lines[0].split(";")
+    samples = []
+    for line in lines[1:]:
+        row = dict(zip(head, line.split(";")))
+        try:
+            h, m, sec = (int(x) for x in row["ElapsedTime(C)"].split(":")[:3])
+            samples.append((h * 3600 + m * 60 + sec, int(row["OutgoingCall(C)"])))
+        except (KeyError, ValueError):
+            continue
+    if not samples:
+        return None
+    total = samples[-1][1]
+    placing = [(t, n) for t, n in samples if t > 0 and n < total]
+    return placing[-1][1] / placing[-1][0] if placing else None
+
+
 def start_uas(work, uas_port, media=False):
     args = ["-p", str(uas_port), "-mp", str(free_port())]
     out = open(os.path.join(work, "uas.log"), "w")
@@ -347,11 +370,13 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
     s = last_stats(stat)
     ok, failed = int(s.get("SuccessfulCall(C)", 0)), int(s.get("FailedCall(C)", 0))
     created = int(s.get("OutgoingCall(C)", 0))
-    # The generator kept up when the calls were all placed within ~10 % of the nominal time
-    # (the rest of the wall time is the last calls' hold and hang-up).
-    active = max(wall - hold_ms / 1000 - 0.3, 0.001)
+    # The generator kept up when it placed calls within ~10 % of the rate asked; without
+    # samples, over the wall time less the last calls' hold and hang-up.
+    achieved = placing_rate(stat)
+    if achieved is None:
+        achieved = created / max(wall - hold_ms / 1000 - 0.3, 0.001)
     return {"rate": rate, "calls": total, "created": created, "ok": ok, "failed": failed,
-            "fail_pct": 100.0 * (failed + (total - ok - failed)) / total, "achieved": created / active,
+            "fail_pct": 100.0 * (failed + (total - ok - failed)) / total, "achieved": achieved,
             "wall": wall, "tandem_cpu_pct": 100 * tandem_cpu / wall, "sipp_cpu_pct": 100 * sipp_cpu / wall,
             "load": load_before, "threads": threads,
             "ms_per_call": 1000 * tandem_cpu / max(total, 1), "sofia_ms_per_call": 1000 * sofia / max(total, 1)}
