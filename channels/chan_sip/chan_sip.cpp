@@ -13,6 +13,7 @@
 #include "cli.hpp"
 #include "service.hpp"
 #include "settings.hpp"
+#include "sofia_agent.hpp"
 
 #include <tandem/core.hpp>
 #include <tandem/module.hpp>
@@ -36,6 +37,7 @@ std::string default_useragent() {
 class SipModule final : public Module {
 public:
     void load(Host& host) override {
+        if (auto why = pin_sofia_library(); !why.empty()) host.log().warning("{}", why);
         auto config = read(host);
         if (config.missing && !host.checking())
             throw ModuleDeclined(fmt::format("no {} in the configuration directory", config_file));

@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <fcntl.h>
@@ -1675,6 +1676,22 @@ void SofiaAgent::set_registrations(std::vector<OutboundRegistration> registratio
 std::vector<RegistryEntry> SofiaAgent::registry() const {
     std::lock_guard lock(impl_->registry_mu);
     return impl_->registry_snapshot;
+}
+
+std::string pin_sofia_library() {
+    // Sofia-SIP's library destructor deletes the thread key of its unique-id
+    // generator even when that key was never created: it then deletes key 0,
+    // which belongs to whoever created the process's first key (the
+    // allocator's thread cache). Every later thread would lose its allocator
+    // state, and the next library to create a key would share it. Unloading
+    // chan_sip must therefore never unload Sofia-SIP: RTLD_NODELETE keeps it
+    // mapped (and its destructor unrun) until the process exits.
+    Dl_info info{};
+    if (!::dladdr(reinterpret_cast<void*>(&su_root_create), &info) || !info.dli_fname)
+        return "cannot find the Sofia-SIP library in memory";
+    if (!::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
+        return fmt::format("cannot keep {} loaded: {}", info.dli_fname, ::dlerror());
+    return {};
 }
 
 }  // namespace tandem::sip

@@ -46,6 +46,11 @@
 
 namespace tandem::sip {
 
+// Keeps the Sofia-SIP library loaded until the process exits, whatever
+// happens to chan_sip (see the .cpp for why); "" or what went wrong. Call
+// once per load, from any thread, before any thread of the stack starts.
+std::string pin_sofia_library();
+
 struct AgentConfig {
     std::string bindaddr = "127.0.0.1";
     std::uint16_t port = 5060;

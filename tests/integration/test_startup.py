@@ -63,6 +63,7 @@ with t:
 t = Tandem()
 r = subprocess.run([BIN, "-t", "-C", t.conf], capture_output=True, text=True, timeout=60)
 check(r.returncode == 0, f"tandem -t accepts the sample configuration: {r.stdout.strip()}")
+check(r.stderr == "", f"and writes nothing to stderr: {r.stderr.strip()[:300]}")
 with open(os.path.join(t.conf, "extensions.conf"), "a") as f:
     f.write("\n[broken]\nexten => 1,1,NoSuchApp(x)\nexten => 2,one,NoOp()\nthis line is garbage\n")
 with open(os.path.join(t.conf, "tandem.conf"), "a") as f:
