@@ -227,7 +227,8 @@ awaitable<int> show_status(Service weak, CliRequest& r) {
     if (!r.args.empty()) co_return cli_status::usage;
     auto& agent = svc->agent();
     auto o = agent.overload();
-    auto g = svc->settings()->general;
+    auto settings = svc->settings();
+    const auto& g = settings->general;
     r.out.print("Dialogs:            {}\n", agent.dialogs());
     r.out.print("Requests pending:   {} (waiting for an event loop's answer)\n", agent.pending());
     if (o.udp_buffer)

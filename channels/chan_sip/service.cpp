@@ -148,7 +148,6 @@ void SipService::start() {
     cb.on_registry_change = [this, seen = std::make_shared<RegistryEvents>()](RegistryEntry e) {
         if (auto ev = seen->change(e)) core_.events().publish(std::move(*ev));
     };
-    agent_.set_overload_guard(s->general.overload_queue, s->general.overload_retry_after);
     std::string error;
     if (!agent_.start(config, std::move(cb), error)) throw std::runtime_error(error);
     agent_.set_registrations(s->registrations);
