@@ -241,6 +241,14 @@ exten => _X.,1,Dial(SIP/uas/${EXTEN})
                            capture_output=True, text=True, timeout=timeout)
         return r.returncode, r.stdout + r.stderr
 
+    def refused(self):
+        """New calls and registrations the overload guard refused since start (`sip show status`)."""
+        try:
+            m = re.search(r"Refused \(overload\):\s*(\d+)", self.rx("sip show status", timeout=20)[1])
+        except subprocess.TimeoutExpired:
+            return 0
+        return int(m.group(1)) if m else 0
+
     def channels(self):
         try:
             m = re.search(r"(\d+) active channel", self.rx("core show channels count", timeout=20)[1])
@@ -346,6 +354,7 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
             "-trace_stat", "-stf", stat, "-fd", "1", "-trace_err"]
     if auth:
         args += ["-au", "caller", "-ap", SECRET]
+    refused_before = pbx.refused()
     before_t, before_c, before_th = time.time(), cpu_seconds(pbx.proc.pid), thread_cpu(pbx.proc.pid)
     load_before = load()
     out = open(os.path.join(work, "uac.log"), "w")
@@ -372,11 +381,12 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
     created = int(s.get("OutgoingCall(C)", 0))
     # The generator kept up when it placed calls within ~10 % of the rate asked; without
     # samples, over the wall time less the last calls' hold and hang-up.
+    refused = pbx.refused() - refused_before
     achieved = placing_rate(stat)
     if achieved is None:
         achieved = created / max(wall - hold_ms / 1000 - 0.3, 0.001)
     return {"rate": rate, "calls": total, "created": created, "ok": ok, "failed": failed,
-            "fail_pct": 100.0 * (failed + (total - ok - failed)) / total, "achieved": achieved,
+            "fail_pct": 100.0 * (failed + (total - ok - failed)) / total, "achieved": achieved, "refused": refused,
             "wall": wall, "tandem_cpu_pct": 100 * tandem_cpu / wall, "sipp_cpu_pct": 100 * sipp_cpu / wall,
             "load": load_before, "threads": threads,
             "ms_per_call": 1000 * tandem_cpu / max(total, 1), "sofia_ms_per_call": 1000 * sofia / max(total, 1)}
@@ -389,15 +399,15 @@ def run_rate(args, auth):
     uas = start_uas(work, uas_port)
     label = "digest auth" if auth else "no auth (insecure=invite)"
     print(f"\n== call rate, {label}: {args.step_seconds} s per step, hold {args.hold_ms} ms, no media")
-    print(f"{'rate/s':>7} {'calls':>6} {'ok':>6} {'failed':>6} {'fail %':>7} {'placed/s':>8} "
+    print(f"{'rate/s':>7} {'calls':>6} {'ok':>6} {'failed':>6} {'503':>6} {'fail %':>7} {'placed/s':>8} "
           f"{'tandem CPU':>10} {'ms/call':>7} {'sofia':>7} {'UAC CPU':>8} {'load':>5}  busiest Tandem threads")
     print("   tandem CPU: share of one core over the step; ms/call: Tandem's CPU per call placed, "
-          "sofia: the part of it on the Sofia-SIP thread")
+          "sofia: the part of it on the Sofia-SIP thread; 503: of the failed, those the overload guard refused")
     best = None
     try:
         for rate in args.rates:
             r = rate_step(pbx, work, uac_port, rate, args.step_seconds, args.hold_ms, auth)
-            print(f"{r['rate']:>7} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['fail_pct']:>6.2f}% "
+            print(f"{r['rate']:>7} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['refused']:>6} {r['fail_pct']:>6.2f}% "
                   f"{r['achieved']:>8.0f} {r['tandem_cpu_pct']:>9.0f}% {r['ms_per_call']:>7.2f} "
                   f"{r['sofia_ms_per_call']:>7.2f} "
                   f"{r['sipp_cpu_pct']:>7.0f}% {r['load']:>5.1f}  "
