@@ -426,8 +426,10 @@ void SipCall::on_reoffer_answer(const CallEvent& e) {
         send_reoffer();  // the wish may have changed meanwhile
         return;
     }
-    // The offer never took effect: the next one may carry its version.
+    // The offer never took effect: the next one may carry its version, and
+    // is made afresh (after a 491's wait too).
     if (local.session_version == reoffer->session_version) local.session_version = std::to_string(--local_version);
+    reoffer.reset();
     if (e.status == 491) {
         // Glare (RFC 3261 section 14.1): the phone sent its own re-INVITE at
         // the same time. Try again after a random delay, in units of 10 ms:

@@ -158,8 +158,10 @@ awaitable<int> show_trunks(Service weak, CliRequest& r) {
     auto now = SipService::wall_now();
     auto registration = [&](const RegistryEntry& e) {
         std::string text(to_string(e.state));
-        if (e.expires_at) text += fmt::format(" {} s", std::max<std::int64_t>(e.expires_at - now, 0));
-        else if (e.status) text += fmt::format(" ({})", e.status);
+        if (e.expires_at)
+            text += fmt::format(" {} s", std::max<std::int64_t>(e.expires_at - now, 0));
+        else if (e.status)
+            text += fmt::format(" ({})", e.status);
         return text;
     };
     constexpr auto row = "{:<20} {:<30} {:<9} {:<10} {:<22} {:<20} {}\n";
@@ -176,8 +178,8 @@ awaitable<int> show_trunks(Service weak, CliRequest& r) {
         bool is_up = !status.empty() && std::all_of(status.begin(), status.end(), [](auto& q) {
             return q.state == Reachability::reachable || q.state == Reachability::lagged;
         });
-        bool is_down = std::any_of(status.begin(), status.end(),
-                                   [](auto& q) { return q.state == Reachability::unreachable; });
+        bool is_down =
+            std::any_of(status.begin(), status.end(), [](auto& q) { return q.state == Reachability::unreachable; });
         up += is_up;
         down += is_down;
         auto it = calls.find(name);

@@ -186,24 +186,20 @@ int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& e
 int set_receive_buffer(std::uint16_t port, std::uint32_t bytes, std::string& error) {
     int changed = 0;
     int value = static_cast<int>(bytes);
-    for_each_socket_on_port(port, error, [&](int fd) {
-        int type = 0;
-        socklen_t len = sizeof type;
-        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_DGRAM) return;
+    for (int fd : datagram_sockets_on_port(port, error)) {
         // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; SO_RCVBUF is capped by it.
         if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, sizeof value) == 0 ||
             ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, sizeof value) == 0)
             ++changed;
         else
             error = std::string("receive buffer: ") + std::strerror(errno);
-    });
+    }
     return changed;
 }
 
-std::vector<int> datagram_sockets_on_port(std::uint16_t port) {
+std::vector<int> datagram_sockets_on_port(std::uint16_t port, std::string& error) {
     std::vector<int> fds;
-    std::string unused;
-    for_each_socket_on_port(port, unused, [&](int fd) {
+    for_each_socket_on_port(port, error, [&](int fd) {
         int type = 0;
         socklen_t len = sizeof type;
         if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM) fds.push_back(fd);

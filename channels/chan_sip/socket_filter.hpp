@@ -57,8 +57,8 @@ int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& e
 int set_receive_buffer(std::uint16_t port, std::uint32_t bytes, std::string& error);
 
 // The UDP sockets of this process bound to local `port` (the SIP stack's
-// own: read them, never close them).
-std::vector<int> datagram_sockets_on_port(std::uint16_t port);
+// own: read them, never close them); `error` says why none could be listed.
+std::vector<int> datagram_sockets_on_port(std::uint16_t port, std::string& error);
 
 // How much of a socket's receive buffer holds datagrams not yet read, and
 // the buffer's size, in the kernel's accounting (each datagram counts with

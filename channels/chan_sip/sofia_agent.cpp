@@ -603,7 +603,12 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         if (set_receive_buffer(config.port, config.udp_rcvbuf, why) == 0 && !why.empty())
             log.warning("cannot size the SIP receive buffer to {} bytes: {}", config.udp_rcvbuf, why);
     }
-    if (udp) udp_fds = datagram_sockets_on_port(config.port);
+    if (udp) {
+        std::string why;
+        udp_fds = datagram_sockets_on_port(config.port, why);
+        if (udp_fds.empty())
+            log.warning("the overload guard cannot watch the SIP socket: {}", why.empty() ? "not found" : why);
+    }
     // The UDP socket's STUN guard is there before any ban.
     if (udp) apply_bans({});
     tick_timer = su_timer_create(su_root_task(root), tick_ms);
@@ -751,9 +756,10 @@ bool SofiaAgent::Impl::overload_now() {
         overloaded = true;
         overload_since = Clock::now();
         refused_in_episode = 0;
-        log.warning("SIP overload: {} KiB of datagrams wait unread on UDP port {} ({}% of the receive buffer, "
-                    "overloadqueue={}); refusing new calls and registrations with 503",
-                    queued / 1024, config.port, queued * 100 / buffer, percent);
+        log.warning(
+            "SIP overload: {} KiB of datagrams wait unread on UDP port {} ({}% of the receive buffer, "
+            "overloadqueue={}); refusing new calls and registrations with 503",
+            queued / 1024, config.port, queued * 100 / buffer, percent);
     } else if (!over && overloaded) {
         overloaded = false;
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - overload_since).count();

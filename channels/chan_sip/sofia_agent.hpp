@@ -184,7 +184,7 @@ public:
     void set_overload_guard(unsigned percent, std::chrono::seconds retry_after);
     struct OverloadState {
         bool active = false;
-        std::uint64_t refused = 0;  // since start
+        std::uint64_t refused = 0;                     // since start
         std::uint32_t udp_queued = 0, udp_buffer = 0;  // bytes, at the last look (each second at least)
     };
     OverloadState overload() const;

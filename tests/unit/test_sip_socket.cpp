@@ -39,7 +39,8 @@ TEST_CASE("sip: the UDP receive buffer is raised on the socket bound to the port
 TEST_CASE("sip: the unread queue of the SIP UDP socket is measured (the overload guard's input)") {
     tandem::test::UdpLoopback udp;
     REQUIRE(udp.ok());
-    auto fds = datagram_sockets_on_port(udp.port);
+    std::string error;
+    auto fds = datagram_sockets_on_port(udp.port, error);
     REQUIRE(fds.size() == 1);
     CHECK(fds[0] == udp.server);
 
