@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, append_file, edits, free_port, sipp, udp_port_taken, use_port  # noqa: E402
+from siptest import HERE, SIPP, append_file, edits, free_port, sipp, use_port, wait_listening  # noqa: E402
 
 trunk_port = free_port()
 TRUNK = f"""
@@ -48,10 +48,7 @@ def uas(scenario, local_port, timeout=20):
                              "-p", str(local_port), "-mp", str(free_port()), "-rtp_echo", "-m", "1",
                              "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 5  # the calls follow: SIPp must listen first
-    while time.time() < deadline and proc.poll() is None and not udp_port_taken(local_port):
-        time.sleep(0.05)
-    return proc
+    return wait_listening(proc, local_port)
 
 
 def finished(proc, what):

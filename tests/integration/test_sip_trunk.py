@@ -8,12 +8,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import BIN, Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, Phone, append_file, edits, free_port, udp_port_taken, use_port  # noqa: E402
+from siptest import HERE, SIPP, Phone, append_file, edits, free_port, use_port, wait_listening  # noqa: E402
 
 good_port, bad_port = free_port(), free_port()
 BAD_PEER = f"""
@@ -70,11 +69,8 @@ context = default
 """
 
 port = free_port()
-good = registrar(good_port)
-bad = registrar(bad_port)
-deadline = time.time() + 5  # Tandem registers at once: both must listen first
-while time.time() < deadline and not (udp_port_taken(good_port) and udp_port_taken(bad_port)):
-    time.sleep(0.05)
+good = wait_listening(registrar(good_port), good_port)  # Tandem registers at once
+bad = wait_listening(registrar(bad_port), bad_port)
 conf = edits(use_port(port, registertimeout="20s"),
              add_register_line(f"acct42:Trunk-Secret-1234@127.0.0.1:{good_port}/5550100"),
              append_file("sip.conf", BAD_PEER + GW_PEER))

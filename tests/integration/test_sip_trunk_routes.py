@@ -18,12 +18,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, append_file, edits, free_media_port, free_port, sipp_result, use_port  # noqa: E402
+from siptest import HERE, SIPP, append_file, edits, free_media_port, free_port, sipp_result, use_port, wait_listening  # noqa: E402
 
 work = tempfile.mkdtemp(prefix="tandem-routes-")
 port = free_port()
@@ -82,20 +81,7 @@ def peer(scenario, listen_port, transport, name, timeout=40):
                              "-trace_msg", "-message_file", trace],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work)
     proc.trace = trace
-    # Calls may follow at once: wait until SIPp listens, or the INVITE meets a
-    # closed port (ICMP: the call fails as CONGESTION) and SIPp waits in vain.
-    table = "/proc/net/udp" if transport.startswith("u") else "/proc/net/tcp"
-    deadline = time.time() + 5
-    while time.time() < deadline and proc.poll() is None and not port_bound(table, listen_port):
-        time.sleep(0.05)
-    return proc
-
-
-def port_bound(table, port):
-    """A socket bound to 127.0.0.1 or any address on `port` (read from /proc,
-    never by binding, which could take the port from SIPp)."""
-    with open(table) as f:
-        return any(line.split()[1].endswith(f":{port:04X}") for line in f.readlines()[1:])
+    return wait_listening(proc, listen_port, "udp" if transport.startswith("u") else "tcp")
 
 
 def received(proc, method):

@@ -151,19 +151,25 @@ def sipp_uas(scenario, port, cwd=None, echo=False, timeout=30, trace_err=False, 
         cmd += ["-key", k, str(v)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     proc.port = port
-    # A call the PBX sends before SIPp has bound its port would be lost: wait
-    # (at most 2 s) until the port is taken.
-    deadline = time.time() + 2
-    while time.time() < deadline and proc.poll() is None and not udp_port_taken(port):
+    return wait_listening(proc, port)
+
+
+def wait_listening(proc, port, transport="udp", timeout=5):
+    """Waits (at most `timeout` s) until the process `proc` started binds
+    `port`, and returns it: a request the PBX sends before SIPp listens meets
+    a closed port (the call fails as CONGESTION) and SIPp then waits in vain."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not port_taken(port, transport):
         time.sleep(0.02)
     return proc
 
 
-def udp_port_taken(port):
-    """True when a UDP socket is bound to `port`. Read from /proc rather than
-    tried with a bind, which could take the port from under SIPp."""
+def port_taken(port, transport="udp"):
+    """True when a socket of `transport` ("udp" or "tcp") is bound to `port`.
+    Read from /proc rather than tried with a bind, which could take the port
+    from under SIPp."""
     try:
-        with open("/proc/net/udp") as f:
+        with open(f"/proc/net/{transport}") as f:
             return any(line.split()[1].endswith(f":{port:04X}") for line in f.readlines()[1:])
     except OSError:
         # No /proc: a moment is what SIPp needs.
