@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
@@ -76,7 +75,6 @@ with t:
     rc, out = sipp("register", port, "1002", local_port=pa, contact_user="1002a", cwd=t.dir)
     check(rc == 0, "1002 registers a first contact")
     phone = uas("uas_answer", pa)
-    time.sleep(0.3)
     status, out = t.rx("channel originate SIP/1002 application Wait 1")
     check(status == 0 and "SIP/1002-" in out, "channel originate SIP/1002: " + out.strip())
     finished(phone, "the phone gets the INVITE with SDP, answers, and Tandem hangs up with BYE")
@@ -88,7 +86,6 @@ with t:
     check(rc == 0, "1002 registers a second contact")
     ringing = uas("uas_ring", pa)
     answering = uas("uas_answer", pb)
-    time.sleep(0.3)
     status, out = t.rx("channel originate SIP/1002 application Wait 1")
     check(status == 0, "channel originate SIP/1002 with two contacts")
     finished(answering, "the second contact answers and gets the BYE")
@@ -99,7 +96,6 @@ with t:
 
     # --- early media over 100rel: the reliable 183 is PRACKed ---------------
     early = uas("uas_100rel", pa)
-    time.sleep(0.3)
     status, out = t.rx("channel originate SIP/1002 application Wait 1")
     check(status == 0, "channel originate SIP/1002 to a phone with reliable early media")
     finished(early, "our INVITE supports 100rel; the reliable 183 is PRACKed; 200, ACK, BYE")
@@ -108,7 +104,6 @@ with t:
     # --- busy -----------------------------------------------------------------
     rc, out = sipp("register", port, "1002", local_port=pb, contact_user="1002b", expires=0, cwd=t.dir)
     busy = uas("uas_busy", pa)
-    time.sleep(0.3)
     status, out = t.rx("channel originate SIP/1002 application Wait 1")
     finished(busy, "a busy phone answers 486")
     check(t.wait_for(lambda: re.search(r"SIP/1002-\S+: call failed: 486 Busy Here \(USER_BUSY\)", t.log())
@@ -120,14 +115,12 @@ with t:
     rc, out = sipp("register", port, "1003", password="Tandem-1003-Loopback!", local_port=ps, cwd=t.dir)
     check(rc == 0, "1003 (media_encryption=sdes) registers")
     srtp = uas("uas_srtp", ps)
-    time.sleep(0.3)
     status, out = t.rx("channel originate SIP/1003 application Wait 1")
     check(t.wait_for(lambda: re.search(r"SIP/1003-\S+\s+\S+\s+out\s+Up\s+ulaw", t.rx("sip show channels")[1])
                      is not None, timeout=5), "the SRTP call is up")
     finished(srtp, "the phone got RTP/SAVP with an a=crypto key and answered with its own")
     check(t.wait_for(lambda: idle(t), timeout=5), "no channel and no dialog left after the SRTP call")
     plain = uas("uas_answer", ps)
-    time.sleep(0.3)
     t.rx("channel originate SIP/1003 application Wait 1")
     finished(plain, "an answer in plain RTP to our SRTP offer is hung up at once (BYE)")
     check(t.wait_for(lambda: re.search(r"SIP/1003-\S+: answered without usable SDP \(SRTP required", t.log())
@@ -136,7 +129,6 @@ with t:
 
     # --- a trunk that challenges: answered with defaultuser and secret -----
     provider = uas("uas_auth", trunk_port)
-    time.sleep(0.3)
     status, out = t.rx("channel originate SIP/trunk/5551234 application Wait 1")
     check(status == 0 and "SIP/trunk-" in out, "channel originate SIP/trunk/5551234")
     check(t.wait_for(lambda: re.search(r"SIP/trunk-\S+\s+\S+\s+out\s+Up", t.rx("sip show channels")[1])
