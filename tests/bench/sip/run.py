@@ -302,25 +302,26 @@ def stop_proc(p):
             p.wait()
 
 
+def read_stats(path):
+    """The lines of a SIPp -trace_stat file (one per second), as dicts."""
+    with open(path) as f:
+        lines = [l.rstrip("\n;") for l in f if l.strip()]
+    head = lines[0].split(";")
+    return [dict(zip(head, l.split(";"))) for l in lines[1:]]
+
+
 def last_stats(path):
     """The last line of a SIPp -trace_stat file, as a dict."""
-    with open(path) as f:
-        lines = [l.rstrip("\n;") for l in f if l.strip()]
-    head = lines[0].split(";")
-    return dict(zip(head, lines[-1].split(";")))
+    return read_stats(path)[-1]
 
 
-def placing_rate(path):
+def placing_rate(rows):
     """Calls per second SIPp placed while it was still placing them, from the
-    once-a-second samples of its -trace_stat file; None when too short to say.
-    (Over the step's wall time it would fall whenever calls fail: their
-    time-outs keep SIPp running after the last one is placed.)"""
-    with open(path) as f:
-        lines = [l.rstrip("\n;") for l in f if l.strip()]
-    head = lines[0].split(";")
+    once-a-second samples of its -trace_stat file (read_stats); None when too
+    short to say. (Over the step's wall time it would fall whenever calls
+    fail: their time-outs keep SIPp running after the last one is placed.)"""
     samples = []
-    for line in lines[1:]:
-        row = dict(zip(head, line.split(";")))
+    for row in rows:
         try:
             h, m, sec = (int(x) for x in row["ElapsedTime(C)"].split(":")[:3])
             samples.append((h * 3600 + m * 60 + sec, int(row["OutgoingCall(C)"])))
@@ -376,13 +377,14 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
     threads = busiest(before_th, after_th, wall)
     sofia = sum(c for n, c in after_th.values() if n == "sofia-sip") - sum(
         c for n, c in before_th.values() if n == "sofia-sip")
-    s = last_stats(stat)
+    rows = read_stats(stat)
+    s = rows[-1]
     ok, failed = int(s.get("SuccessfulCall(C)", 0)), int(s.get("FailedCall(C)", 0))
     created = int(s.get("OutgoingCall(C)", 0))
     # The generator kept up when it placed calls within ~10 % of the rate asked; without
     # samples, over the wall time less the last calls' hold and hang-up.
     refused = pbx.refused() - refused_before
-    achieved = placing_rate(stat)
+    achieved = placing_rate(rows)
     if achieved is None:
         achieved = created / max(wall - hold_ms / 1000 - 0.3, 0.001)
     return {"rate": rate, "calls": total, "created": created, "ok": ok, "failed": failed,
