@@ -56,6 +56,21 @@ constexpr auto pending_timeout = std::chrono::seconds(30);  // a loop that never
 constexpr su_duration_t tick_ms = 1000;
 constexpr su_duration_t shutdown_ms = 3000;
 
+// What the stack may take outside a call, and what a call's handle takes.
+// REFER only ever transfers a call (RFC 5589), so outside one the stack
+// answers 405 before anything else happens: given an initial REFER, Sofia-SIP
+// makes an implicit subscription and sends a NOTIFY (retransmitted for 32 s)
+// to whoever sent it, unauthenticated and before the application has said a
+// word, which a spoofed source turns into a reflector.
+constexpr const char* kAllowOutsideCalls = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK";
+constexpr const char* kAllowInCalls = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK, REFER";
+
+// A call's handle allows REFER: queued before any request or answer on it,
+// so its INVITE or first answer already lists it.
+void allow_in_call(nua_handle_t* nh) {
+    nua_set_hparams(nh, SIPTAG_ALLOW_STR(kAllowInCalls), TAG_END());
+}
+
 // Sofia's log hook is process-wide; each Sofia thread routes its own lines.
 struct LogRoute;
 thread_local LogRoute* t_log_route = nullptr;
@@ -566,8 +581,8 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         TAG_IF(config.tls, NUTAG_CERTIFICATE_DIR(tls_dir_text.c_str())),
         TAG_IF(config.tls, TPTAG_CERTIFICATE(tls_dir_text.c_str())),
         TAG_IF(config.tls, TPTAG_TLS_VERIFY_POLICY(verify)), NUTAG_USER_AGENT(config.user_agent.c_str()),
-        SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, PRACK, REFER"),
-        NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO, REFER"), SIPTAG_SUPPORTED_STR("path, 100rel, replaces"),
+        SIPTAG_ALLOW_STR(kAllowOutsideCalls), NUTAG_APPL_METHOD("REGISTER, OPTIONS, INFO, REFER"),
+        SIPTAG_SUPPORTED_STR("path, 100rel, replaces"),
         // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
         NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1), NUTAG_EARLY_MEDIA(1), NUTAG_ONLY183_100REL(1),
         NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1), TPTAG_LOG(config.debug ? 1 : 0),
@@ -831,7 +846,7 @@ void SofiaAgent::Impl::incoming_options(int status, nua_handle_t* nh) {
         }
         // OPTIONS is a keep-alive and capability query: answered without
         // authentication, as every PBX does, but never from a banned source.
-        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua), TAG_END());
+        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua), SIPTAG_ALLOW_STR(kAllowInCalls), TAG_END());
     }
     nua_handle_destroy(nh);
 }
@@ -1074,6 +1089,7 @@ void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t
     d->reliable = offer.reliable;
     d->transport = offer.request.transport;
     nua_handle_bind(nh, reinterpret_cast<nua_hmagic_t*>(d.get()));
+    allow_in_call(nh);
     dialogs.emplace(d->id, std::move(d));
     dialog_count = dialogs.size();
     callbacks.on_invite(std::move(offer));
@@ -1240,6 +1256,7 @@ void SofiaAgent::Impl::invite(std::uint64_t id, const OutgoingCall& c) {
     d->auth_user = c.auth_user;
     d->auth_secret = c.auth_secret;
     nua_handle_bind(nh, reinterpret_cast<nua_hmagic_t*>(d.get()));
+    allow_in_call(nh);
     dialogs.emplace(id, std::move(d));
     dialog_count = dialogs.size();
     auto ours = contact(c.transport);

@@ -192,15 +192,24 @@ with t:
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
 
     # --- (e) REFER outside a dialog --------------------------------------------
+    # Refused by method (405, an Allow without REFER) before anything else:
+    # in particular no NOTIFY goes to the unauthenticated sender, which the
+    # stack's implicit subscription would send (and retransmit for 32 s).
     peer = UdpPeer()
     peer.send(request("REFER", port, extra_headers=f"Refer-To: <sip:1003@{me}>", local_port=peer.port), port)
-    answers = [status_of(m) for m in peer.answers(1.5)]
-    check(403 in answers, f"REFER outside any dialog: 403 ({answers})")
+    got = peer.answers(2.0)
+    check([status_of(m) for m in got] == [405], f"REFER outside any dialog: 405 and nothing else ({got})")
+    allow = re.search(r"^Allow:(.*)$", got[0], re.M | re.I) if got else None
+    check(allow is not None and "REFER" not in allow.group(1), f"its Allow leaves REFER out ({got})")
     tagged = request("REFER", port, extra_headers=f"Refer-To: <sip:1003@{me}>", local_port=peer.port)
     tagged = tagged.replace(f"To: <sip:1001@127.0.0.1>".encode(), b"To: <sip:1001@127.0.0.1>;tag=nosuchdialog")
     peer.send(tagged, port)
-    answers = [status_of(m) for m in peer.answers(1.5)]
-    check(481 in answers, f"REFER naming a dialog that does not exist: 481 ({answers})")
+    got = peer.answers(2.0)
+    check([status_of(m) for m in got] == [405], f"REFER naming a dialog that does not exist: 405, no NOTIFY ({got})")
+    peer.send(request("OPTIONS", port, local_port=peer.port), port)
+    got = peer.answers(1.0)
+    allow = re.search(r"^Allow:(.*)$", got[0], re.M | re.I) if got else None
+    check(allow is not None and "REFER" in allow.group(1), f"OPTIONS lists REFER among what calls take ({got})")
     peer.close()
     check(t.rx("core show version")[0] == 0, "the PBX still answers")
 
