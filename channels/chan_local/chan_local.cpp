@@ -130,6 +130,10 @@ public:
                     }
                     pair->one = one;
                     pair->two = two;
+                    // The ;2 half runs the dialplan and dials on with the hops
+                    // the request left: a Local channel dialling itself ends.
+                    one->set_max_forwards(req.max_forwards);
+                    two->set_max_forwards(req.max_forwards);
                     two->peer_name() = one->name();
                     one->peer_name() = two->name();
                     return one;

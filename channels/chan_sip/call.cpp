@@ -719,7 +719,7 @@ public:
     SipDriver(const SipDriver&) = delete;
     SipDriver& operator=(const SipDriver&) = delete;
 
-    void call(Channel&, std::chrono::milliseconds) override {
+    void call(Channel& chan, std::chrono::milliseconds) override {
         auto& c = *call_;
         auto* a = c.agent();
         if (!a || c.invites.empty()) {
@@ -737,6 +737,7 @@ public:
                 c.table->by_dialog[id] = call_;
             }
             inv.sdp = sdp;
+            inv.max_forwards = chan.max_forwards();
             a->call_invite(id, std::move(inv));
         }
         c.invites = {};  // and its memory: the call keeps no copy of the requests
@@ -1135,6 +1136,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     if (!ep->language.empty()) chan->language() = ep->language;
     if (auto moh = ep->music_class(); !moh.empty()) chan->music_class() = moh;
     if (!ep->accountcode.empty()) chan->accountcode() = ep->accountcode;
+    chan->set_max_forwards(offer.max_forwards);
     chan->set_variable("SIPCALLID", rq.call_id);
     chan->set_variable("SIPURI", rq.from_uri);
     chan->set_variable("SIPDOMAIN", rq.request_uri);

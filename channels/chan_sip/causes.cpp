@@ -24,8 +24,9 @@ int cause_from_status(int status) {
         case 420:
             return cause::no_route_destination;
         case 480:
-        case 483:
             return cause::no_answer;
+        case 483:
+            return cause::exchange_routing_error;
         case 484:
             return cause::invalid_number_format;
         case 486:
@@ -74,6 +75,8 @@ int status_from_cause(int c) {
             return 403;
         case cause::number_changed:
             return 410;
+        case cause::exchange_routing_error:
+            return 483;
         case cause::destination_out_of_order:
             return 502;
         case cause::invalid_number_format:
@@ -138,6 +141,8 @@ std::string_view status_phrase(int status) {
             return "Temporarily Unavailable";
         case 481:
             return "Call/Transaction Does Not Exist";
+        case 483:
+            return "Too Many Hops";
         case 484:
             return "Address Incomplete";
         case 486:

@@ -1065,6 +1065,8 @@ void SofiaAgent::Impl::incoming_invite(int status, nua_handle_t* nh, const sip_t
     offer.sdp = std::move(sdp);
     offer.has_body = offer.sdp.empty() && has_body(sip);
     offer.reliable = sip_has_feature(sip->sip_supported, "100rel") || sip_has_feature(sip->sip_require, "100rel");
+    if (sip->sip_max_forwards)
+        offer.max_forwards = static_cast<int>(std::min<unsigned long>(sip->sip_max_forwards->mf_count, 255));
     if (auto* rp = sip_replaces(sip)) {
         // RFC 3891 section 3: only a confirmed dialog of ours is replaced
         // (an early one we did not start is 481), never one early-only, nor
@@ -1260,8 +1262,9 @@ void SofiaAgent::Impl::invite(std::uint64_t id, const OutgoingCall& c) {
     dialogs.emplace(id, std::move(d));
     dialog_count = dialogs.size();
     auto ours = contact(c.transport);
+    auto hops = std::to_string(std::clamp(c.max_forwards, 0, 255));
     nua_invite(nh, NUTAG_URL(URL_STRING_MAKE(c.request_uri.c_str())), SIPTAG_FROM_STR(c.from.c_str()),
-               TAG_IF(!ours.empty(), SIPTAG_CONTACT_STR(ours.c_str())),
+               SIPTAG_MAX_FORWARDS_STR(hops.c_str()), TAG_IF(!ours.empty(), SIPTAG_CONTACT_STR(ours.c_str())),
                TAG_IF(!proxy.empty(), NUTAG_PROXY(URL_STRING_MAKE(proxy.c_str()))),
                TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
                TAG_IF(!c.sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),

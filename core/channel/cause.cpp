@@ -22,6 +22,7 @@ constexpr Entry table[] = {
     {subscriber_absent, "SUBSCRIBER_ABSENT"},
     {call_rejected, "CALL_REJECTED"},
     {number_changed, "NUMBER_CHANGED"},
+    {exchange_routing_error, "EXCHANGE_ROUTING_ERROR"},
     {destination_out_of_order, "DESTINATION_OUT_OF_ORDER"},
     {invalid_number_format, "INVALID_NUMBER_FORMAT"},
     {normal_unspecified, "NORMAL_UNSPECIFIED"},

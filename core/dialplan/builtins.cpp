@@ -634,6 +634,32 @@ void register_functions(Registrar& r) {
                          return true;
                      }});
 
+    r.fn("MAX_FORWARDS",
+         {"The call's hop budget", "MAX_FORWARDS()",
+          "How many more hops the call may take: the incoming SIP request's Max-Forwards (70 without one or for "
+          "calls that start here), one less on every channel Dial or Originate creates from this one, and the "
+          "Max-Forwards of the INVITEs they send. At 0 Dial refuses to call on (cause 25, SIP 483 Too Many "
+          "Hops), which ends routing loops. Writable, 0 to 255: Set(MAX_FORWARDS()=10) before dialling a trunk.",
+          [](Channel* c, std::string_view, std::string& err) -> std::optional<std::string> {
+              if (!c) {
+                  err = "MAX_FORWARDS needs a channel";
+                  return std::nullopt;
+              }
+              return std::to_string(c->max_forwards());
+          },
+          [](Channel* c, std::string_view, std::string_view value, std::string& err) {
+              if (!c) return false;
+              auto v = trim(value);
+              int n = -1;
+              auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+              if (ec != std::errc() || p != v.data() + v.size() || n < 0 || n > 255) {
+                  err = "MAX_FORWARDS: '" + std::string(v) + "' is not a number of hops from 0 to 255";
+                  return false;
+              }
+              c->set_max_forwards(n);
+              return true;
+          }});
+
     r.fn("TONE_DETECT",
          {"In-band detection on the channel", "TONE_DETECT(dtmf|fax)",
           "dtmf: on or off, DTMF heard in the channel's incoming audio becomes digits (as with sip.conf "

@@ -427,11 +427,23 @@ std::shared_ptr<Channel> CoreImpl::request_channel(std::string_view dial_string,
         return nullptr;
     }
     ChannelRequest req{std::string(dial_string.substr(slash + 1)), requestor, {}};
-    if (requestor) req.caller = requestor->caller();
+    if (requestor) {
+        req.caller = requestor->caller();
+        // A call that has used up its hops is looping: refused here, for every
+        // technology, before anything is created (SIP answers it 483).
+        req.max_forwards = requestor->max_forwards() - 1;
+        if (req.max_forwards < 0) {
+            cause = cause::exchange_routing_error;
+            log_.warning("{}: not calling '{}': the call has no hops left (Max-Forwards reached 0: a routing loop?)",
+                         requestor->name(), dial_string);
+            return nullptr;
+        }
+    }
     cause = 0;
     auto chan = tech->request(*this, req, cause);
     if (!chan && !cause) cause = cause::requested_chan_unavail;
     if (chan && requestor) chan->inherit_from(*requestor);
+    if (chan) chan->set_max_forwards(req.max_forwards);
     return chan;
 }
 

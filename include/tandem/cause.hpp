@@ -14,6 +14,7 @@ inline constexpr int no_answer = 19;
 inline constexpr int subscriber_absent = 20;
 inline constexpr int call_rejected = 21;
 inline constexpr int number_changed = 22;
+inline constexpr int exchange_routing_error = 25;  // SIP 483 Too Many Hops (RFC 3398)
 inline constexpr int destination_out_of_order = 27;
 inline constexpr int invalid_number_format = 28;
 inline constexpr int normal_unspecified = 31;

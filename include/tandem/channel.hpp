@@ -117,11 +117,17 @@ private:
     bool signalled_ = false;
 };
 
+// Hops a call may still take (SIP's Max-Forwards) when nothing says otherwise.
+inline constexpr int default_max_forwards = 70;
+
 // What the dialplan sees of a request for a new outgoing channel.
 struct ChannelRequest {
     std::string destination;             // text after "Tech/"
     const Channel* requestor = nullptr;  // the calling channel, if any
     CallerId caller;
+    // The new channel's hop budget: the requestor's less one (the core refuses
+    // the request when none is left), or default_max_forwards.
+    int max_forwards = default_max_forwards;
 };
 
 // The registry entry of a channel technology ("Local", "SIP", ...).
@@ -307,6 +313,14 @@ public:
     // provider's default. CHANNEL(musicclass) in the dialplan; inherited.
     std::string& music_class() { return music_class_; }
     const std::string& music_class() const { return music_class_; }
+    // How many more hops the call may take (SIP's Max-Forwards, RFC 3261
+    // 8.1.1.6): set from the incoming request by its driver, one less on each
+    // channel dialled from this one, sent on in outgoing requests. A call
+    // looping through Tandem (a trunk routed back to itself, two PBXes
+    // forwarding to each other) ends when it reaches 0. MAX_FORWARDS() in the
+    // dialplan.
+    int max_forwards() const { return max_forwards_; }
+    void set_max_forwards(int hops) { max_forwards_ = hops; }
     // Set by the music player while it plays. The music then owns the
     // outgoing audio: voice frames given to write() are dropped rather than
     // interleaved with it, and the channel counts as audio-tapped so a bridge
@@ -363,6 +377,7 @@ private:
     std::vector<ChannelVariable> vars_;
     std::string context_, exten_;
     int priority_ = 1;
+    int max_forwards_ = default_max_forwards;
     // Rarely set, so held out of line: every channel carries the pointers.
     std::unique_ptr<Jump> jump_;
     std::unique_ptr<Jump> async_goto_;

@@ -16,7 +16,8 @@
 
 // Bumped whenever a public header changes in a way that breaks binaries.
 // 6: the event bus gained PeerStatus, Registry and Transfer (a larger Event variant).
-#define TANDEM_SDK_REVISION 7
+// 8: Channel and ChannelRequest carry the call's hop budget (max_forwards).
+#define TANDEM_SDK_REVISION 8
 
 #define TANDEM_STRINGIFY2(x) #x
 #define TANDEM_STRINGIFY(x) TANDEM_STRINGIFY2(x)

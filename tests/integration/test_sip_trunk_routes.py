@@ -22,7 +22,8 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import HERE, SIPP, append_file, edits, free_media_port, free_port, sipp_result, use_port, wait_listening  # noqa: E402
+from siptest import (HERE, SIPP, append_file, edits, free_media_port, free_port, received, sipp_result,  # noqa: E402
+                     use_port, wait_listening)
 
 work = tempfile.mkdtemp(prefix="tandem-routes-")
 port = free_port()
@@ -82,17 +83,6 @@ def peer(scenario, listen_port, transport, name, timeout=40):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work)
     proc.trace = trace
     return wait_listening(proc, listen_port, "udp" if transport.startswith("u") else "tcp")
-
-
-def received(proc, method):
-    """The first `method` request the peer received, as text ("" if none)."""
-    try:
-        with open(proc.trace, errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return ""
-    m = re.search(rf"message received \[\d+\] bytes :\s*\n\n?({method} [^\n]*\n(?:[^\n]+\n)*)", text)
-    return m.group(1) if m else ""
 
 
 def done(proc, what):

@@ -66,6 +66,17 @@ exten => s,1,Busy(10)
 exten => s,1,Ringing()
  same => n,Wait(30)
 exten => h,1,Set(GLOBAL(RING_H)=ran)
+
+[hops]
+exten => s,1,Set(GLOBAL(HOPS_SEEN)=${MAX_FORWARDS()})
+ same => n,Set(MAX_FORWARDS()=256)
+ same => n,Set(MAX_FORWARDS()=ten)
+ same => n,Set(GLOBAL(HOPS_BAD)=${MAX_FORWARDS()})
+ same => n,Set(MAX_FORWARDS()=12)
+ same => n,Set(GLOBAL(HOPS_SET)=${MAX_FORWARDS()})
+ same => n,Answer()
+ same => n,Wait(0.2)
+ same => n,Hangup()
 )";
 
 struct Result {
@@ -81,10 +92,11 @@ struct DialFixture {
     DialFixture() { tech = t.core->technologies().add("DialTest", ChannelTechnology{"Dial tests", nullptr}, nullptr); }
 
     std::shared_ptr<Channel> start(const std::string& dest, const std::string& timeout, const std::string& opts,
-                                   std::shared_ptr<Result> out) {
+                                   std::shared_ptr<Result> out, int hops = default_max_forwards) {
         auto chan = t.core->create_channel("DialTest", "DialTest/caller", std::make_unique<CallerDriver>(seen),
                                            t.core->pick_loop());
         REQUIRE(chan);
+        chan->set_max_forwards(hops);
         chan->caller().number = "5551234";
         chan->set_variable("DEST", dest);
         chan->set_variable("TIMEOUT", timeout);
@@ -112,9 +124,10 @@ struct DialFixture {
         sub = {};
     }
 
-    Result run(const std::string& dest, const std::string& timeout = "", const std::string& opts = "") {
+    Result run(const std::string& dest, const std::string& timeout = "", const std::string& opts = "",
+               int hops = default_max_forwards) {
         auto out = std::make_shared<Result>();
-        auto chan = start(dest, timeout, opts, out);
+        auto chan = start(dest, timeout, opts, out, hops);
         finish(chan, out);
         return *out;
     }
@@ -198,6 +211,21 @@ TEST_CASE("Dial: an unknown technology gives CHANUNAVAIL; one good leg among bad
 
     auto r2 = fx.run("Nope/1&Local/s@fast", "5", "g");
     CHECK(r2.vars["DIALSTATUS"] == "ANSWER");
+}
+
+TEST_CASE("Dial: the callee gets one hop less; with none left Dial refuses, CHANUNAVAIL and cause 25") {
+    DialFixture fx;
+    auto r = fx.run("Local/s@hops", "5", "", 7);
+    CHECK(r.vars["DIALSTATUS"] == "ANSWER");
+    CHECK(fx.global("HOPS_SEEN") == "6");
+    // Out-of-range and non-numeric values are refused; the budget stays.
+    CHECK(fx.global("HOPS_BAD") == "6");
+    CHECK(fx.global("HOPS_SET") == "12");
+
+    auto r0 = fx.run("Local/s@hops", "5", "", 0);
+    CHECK(r0.vars["DIALSTATUS"] == "CHANUNAVAIL");
+    CHECK(r0.vars["HANGUPCAUSE"] == std::to_string(cause::exchange_routing_error));
+    CHECK(r0.cause == cause::exchange_routing_error);
 }
 
 TEST_CASE("Dial: voice crosses the bridge through Local channels") {

@@ -22,6 +22,7 @@ TEST_CASE("sip causes: final statuses of a failed INVITE become Q.850 causes") {
     CHECK(cause_from_status(410) == cause::number_changed);
     CHECK(cause_from_status(502) == cause::destination_out_of_order);
     CHECK(cause_from_status(504) == cause_recovery_on_timer_expire);
+    CHECK(cause_from_status(483) == cause::exchange_routing_error);  // RFC 3398 8.2.6.1
     CHECK(cause_from_status(487) == cause::interworking);
     // Unknown statuses by class.
     CHECK(cause_from_status(499) == cause::interworking);
@@ -50,7 +51,10 @@ TEST_CASE("sip causes: a channel hung up before answer gets a final status") {
 }
 
 TEST_CASE("sip causes: round trips of the common failures") {
-    for (int s : {404, 486, 480, 403, 503, 484, 488}) CHECK(status_from_cause(cause_from_status(s)) == s);
+    // 483 too: a loop detected two PBXes away still reaches the caller as one.
+    for (int s : {404, 486, 480, 403, 503, 484, 488, 483}) CHECK(status_from_cause(cause_from_status(s)) == s);
+    CHECK(status_phrase(483) == "Too Many Hops");
+    CHECK(cause::name(cause::exchange_routing_error) == "EXCHANGE_ROUTING_ERROR");
     CHECK(status_phrase(486) == "Busy Here");
     CHECK(status_phrase(487) == "Request Terminated");
     CHECK(status_phrase(299).empty());

@@ -135,23 +135,39 @@ def sipp_call(scenario, port, exten, user="1001", password=None, local_port=None
         return -1, f"sipp did not finish: {e}"
 
 
-def sipp_uas(scenario, port, cwd=None, echo=False, timeout=30, trace_err=False, **keys):
+def sipp_uas(scenario, port, cwd=None, echo=False, timeout=30, trace_err=False, trace=None, **keys):
     """Starts SIPp answering one call on 127.0.0.1:port, following
     tests/integration/sipp/<scenario>.xml, in the background; returns the
     Popen object (see sipp_result), its `port` set, once SIPp listens.
-    `echo` sends the caller's RTP back; keyword arguments become scenario
-    keys."""
+    `echo` sends the caller's RTP back; `trace` is a file where SIPp writes
+    every message it sends and receives (read with `received`); keyword
+    arguments become scenario keys."""
     cmd = [SIPP, "-sf", os.path.join(HERE, scenario + ".xml"), "-i", "127.0.0.1", "-p", str(port),
            "-mp", str(free_media_port()), "-m", "1", "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"]
     if echo:
         cmd.append("-rtp_echo")
     if trace_err:
         cmd.append("-trace_err")
+    if trace:
+        cmd += ["-trace_msg", "-message_file", trace]
     for k, v in keys.items():
         cmd += ["-key", k, str(v)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     proc.port = port
+    proc.trace = trace
     return wait_listening(proc, port)
+
+
+def received(proc, method):
+    """The first `method` request a SIPp started with a message trace
+    (`proc.trace`) received, as text ("" if none)."""
+    try:
+        with open(proc.trace, errors="replace") as f:
+            text = f.read()
+    except (OSError, TypeError):
+        return ""
+    m = re.search(rf"message received \[\d+\] bytes :\s*\n\n?({method} [^\n]*\n(?:[^\n]+\n)*)", text)
+    return m.group(1) if m else ""
 
 
 def wait_listening(proc, port, transport="udp", timeout=5):
