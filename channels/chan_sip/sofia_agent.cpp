@@ -45,6 +45,8 @@
 #include <thread>
 #include <unordered_map>
 
+extern "C" void tandem_sofia_tls_free_linked();  // sofia_tls_free.cpp
+
 namespace tandem::sip {
 
 namespace {
@@ -1712,11 +1714,15 @@ std::string pin_sofia_library() {
     // state, and the next library to create a key would share it. Unloading
     // chan_sip must therefore never unload Sofia-SIP: RTLD_NODELETE keeps it
     // mapped (and its destructor unrun) until the process exits.
-    Dl_info info{};
-    if (!::dladdr(reinterpret_cast<void*>(&su_root_create), &info) || !info.dli_fname)
-        return "cannot find the Sofia-SIP library in memory";
-    if (!::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
-        return fmt::format("cannot keep {} loaded: {}", info.dli_fname, ::dlerror());
+    // The SSL_shutdown Sofia-SIP's relocations were bound to
+    // (sofia_tls_free.cpp) must stay mapped as long as Sofia-SIP does.
+    for (auto* symbol :
+         {reinterpret_cast<void*>(&su_root_create), reinterpret_cast<void*>(&tandem_sofia_tls_free_linked)}) {
+        Dl_info info{};
+        if (!::dladdr(symbol, &info) || !info.dli_fname) return "cannot find the Sofia-SIP library in memory";
+        if (!::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
+            return fmt::format("cannot keep {} loaded: {}", info.dli_fname, ::dlerror());
+    }
     return {};
 }
 
