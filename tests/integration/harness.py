@@ -135,6 +135,11 @@ class Tandem:
 
     def cleanup(self):
         self.stop()
+        # A sanitizer build (-DTANDEM_SANITIZE=ON) reports on Tandem's
+        # stderr, leaks at exit included: any report fails the test.
+        log = self.log()
+        m = re.search(r"^(==\d+==ERROR: \w+Sanitizer|.*: runtime error: )", log, re.M)
+        check(m is None, "no sanitizer report" + ("" if m is None else ":\n" + log[m.start():m.start() + 4000]))
         if os.environ.get("TANDEM_KEEP_TMP"):
             print("kept", self.dir)
         else:
