@@ -131,8 +131,8 @@ public:
                     pair->one = one;
                     pair->two = two;
                     // The ;2 half runs the dialplan and dials on with the hops
-                    // the request left: a Local channel dialling itself ends.
-                    one->set_max_forwards(req.max_forwards);
+                    // the request left (the core gives ;1 the same): a Local
+                    // channel dialling itself ends.
                     two->set_max_forwards(req.max_forwards);
                     two->peer_name() = one->name();
                     one->peer_name() = two->name();

@@ -183,10 +183,10 @@ int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& e
     return changed;
 }
 
-int set_receive_buffer(std::uint16_t port, std::uint32_t bytes, std::string& error) {
+int set_receive_buffer(const std::vector<int>& fds, std::uint32_t bytes, std::string& error) {
     int changed = 0;
     int value = static_cast<int>(bytes);
-    for (int fd : datagram_sockets_on_port(port, error)) {
+    for (int fd : fds) {
         // SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; SO_RCVBUF is capped by it.
         if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, sizeof value) == 0 ||
             ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, sizeof value) == 0)

@@ -49,12 +49,12 @@ BanFilter build_ban_filter(const std::vector<IpAddress>& banned);
 // `error` tells why one could not.
 int apply_ban_filter(std::uint16_t port, const BanFilter& filter, std::string& error);
 
-// Sets the receive buffer of every UDP socket of this process bound to local
-// `port` to `bytes` (above the system's rmem_max too when the process may).
+// Sets the receive buffer of the UDP sockets `fds` (datagram_sockets_on_port)
+// to `bytes` (above the system's rmem_max too when the process may).
 // The default buffer (about 200 KiB) overflows under bursts of requests, and
 // the kernel then drops datagrams before the SIP stack sees them. Returns how
 // many sockets changed; `error` tells why one could not.
-int set_receive_buffer(std::uint16_t port, std::uint32_t bytes, std::string& error);
+int set_receive_buffer(const std::vector<int>& fds, std::uint32_t bytes, std::string& error);
 
 // The UDP sockets of this process bound to local `port` (the SIP stack's
 // own: read them, never close them); `error` says why none could be listed.

@@ -615,16 +615,15 @@ bool SofiaAgent::Impl::bind(std::string& error) {
                             err ? std::strerror(err) : "the SIP stack refused the address");
         return false;
     }
-    if (udp && config.udp_rcvbuf) {
-        std::string why;
-        if (set_receive_buffer(config.port, config.udp_rcvbuf, why) == 0 && !why.empty())
-            log.warning("cannot size the SIP receive buffer to {} bytes: {}", config.udp_rcvbuf, why);
-    }
     if (udp) {
+        // The stack's UDP sockets, listed once: sized here, watched by the overload guard.
         std::string why;
         udp_fds = datagram_sockets_on_port(config.port, why);
         if (udp_fds.empty())
-            log.warning("the overload guard cannot watch the SIP socket: {}", why.empty() ? "not found" : why);
+            log.warning("cannot find the SIP UDP socket to size it and watch its queue: {}",
+                        why.empty() ? "not found" : why);
+        else if (config.udp_rcvbuf && set_receive_buffer(udp_fds, config.udp_rcvbuf, why) == 0)
+            log.warning("cannot size the SIP receive buffer to {} bytes: {}", config.udp_rcvbuf, why);
     }
     // The UDP socket's STUN guard is there before any ban.
     if (udp) apply_bans({});
@@ -1713,13 +1712,13 @@ std::string pin_sofia_library() {
     // allocator's thread cache). Every later thread would lose its allocator
     // state, and the next library to create a key would share it. Unloading
     // chan_sip must therefore never unload Sofia-SIP: RTLD_NODELETE keeps it
-    // mapped (and its destructor unrun) until the process exits.
-    // The SSL_shutdown Sofia-SIP's relocations were bound to
-    // (sofia_tls_free.cpp) must stay mapped as long as Sofia-SIP does.
+    // mapped (and its destructor unrun) until the process exits. The
+    // SSL_shutdown Sofia-SIP's relocations were bound to (sofia_tls_free.cpp)
+    // must stay mapped as long as Sofia-SIP does.
     for (auto* symbol :
          {reinterpret_cast<void*>(&su_root_create), reinterpret_cast<void*>(&tandem_sofia_tls_free_linked)}) {
         Dl_info info{};
-        if (!::dladdr(symbol, &info) || !info.dli_fname) return "cannot find the Sofia-SIP library in memory";
+        if (!::dladdr(symbol, &info) || !info.dli_fname) return "cannot find a library to keep loaded in memory";
         if (!::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
             return fmt::format("cannot keep {} loaded: {}", info.dli_fname, ::dlerror());
     }

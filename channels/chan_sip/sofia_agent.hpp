@@ -34,6 +34,7 @@
 #include "outbound.hpp"
 #include "qualify.hpp"
 
+#include <tandem/channel.hpp>
 #include <tandem/log.hpp>
 
 #include <chrono>
@@ -83,7 +84,7 @@ struct CallOffer {
     std::string sdp;                              // the offer, when the body is SDP
     bool has_body = false;                        // a body of another type than SDP
     bool reliable = false;                        // 100rel supported or required
-    int max_forwards = 70;                        // the INVITE's Max-Forwards (70 without one), at most 255
+    int max_forwards = default_max_forwards;      // the INVITE's Max-Forwards, at most 255
     // Replaces (RFC 3891): the dialog of ours it names, matched on this
     // thread; replaces_status is the refusal when it cannot be replaced (481
     // no such dialog, 486 confirmed but early-only, 603 already ending).
@@ -130,9 +131,9 @@ struct OutgoingCall {
     Transport transport = Transport::udp;
     std::vector<std::string> route;  // the binding's Path
     std::string sdp;
-    std::string auth_user, auth_secret;  // answer a 401/407 with these (trunks)
-    std::string headers;                 // extra header lines
-    int max_forwards = 70;               // the INVITE's Max-Forwards: the channel's hops left
+    std::string auth_user, auth_secret;       // answer a 401/407 with these (trunks)
+    std::string headers;                      // extra header lines
+    int max_forwards = default_max_forwards;  // the INVITE's Max-Forwards: the channel's hops left
 };
 
 struct ProbeResult {

@@ -24,7 +24,7 @@ TEST_CASE("sip: the UDP receive buffer is raised on the socket bound to the port
 
     std::string error;
     const int target = 2 * before + 65536;
-    CHECK(set_receive_buffer(port, static_cast<std::uint32_t>(target), error) == 1);
+    CHECK(set_receive_buffer(datagram_sockets_on_port(port, error), static_cast<std::uint32_t>(target), error) == 1);
     int after = 0;
     socklen_t alen = sizeof after;
     REQUIRE(::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &after, &alen) == 0);
@@ -33,7 +33,8 @@ TEST_CASE("sip: the UDP receive buffer is raised on the socket bound to the port
     CHECK(after > before);
 
     // Another port is left alone.
-    CHECK(set_receive_buffer(static_cast<std::uint16_t>(port == 65535 ? 1 : port + 1), 1u << 20, error) == 0);
+    auto other = static_cast<std::uint16_t>(port == 65535 ? 1 : port + 1);
+    CHECK(set_receive_buffer(datagram_sockets_on_port(other, error), 1u << 20, error) == 0);
 }
 
 TEST_CASE("sip: the unread queue of the SIP UDP socket is measured (the overload guard's input)") {
