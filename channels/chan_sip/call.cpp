@@ -1014,6 +1014,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
                 break;
         }
     }
+    agent.connection_authenticated(rq.transport, rq.source);
     if (!core_.accepting_calls()) {
         refuse(503);
         return;

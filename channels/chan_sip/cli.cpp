@@ -244,6 +244,16 @@ awaitable<int> show_status(Service weak, CliRequest& r) {
     else
         r.out.print("Overload guard:     off (overloadqueue=0)\n");
     r.out.print("Refused (overload): {}\n", o.refused);
+    bool streams =
+        std::find(g.transports.begin(), g.transports.end(), Transport::tcp) != g.transports.end() || g.tls.enabled;
+    if (streams) {
+        auto c = agent.connections();
+        r.out.print(
+            "TCP/TLS connections: {} authenticated, {} not yet (limit {}, closed after {})\n", c.authenticated,
+            c.unauthenticated, g.tcp_auth_limit ? std::to_string(g.tcp_auth_limit) : std::string("none"),
+            g.tcp_auth_timeout.count() ? fmt::format("{} s", g.tcp_auth_timeout.count()) : std::string("never"));
+        r.out.print("Closed unauthenticated: {}\n", c.closed);
+    }
     co_return cli_status::ok;
 }
 
@@ -422,7 +432,8 @@ std::vector<Registration> register_cli(Host& host, std::shared_ptr<SipService> s
                        "  Dialogs alive, requests waiting for the dialplan, the UDP socket's unread\n"
                        "  queue (at the last look, each second at least), and the overload guard:\n"
                        "  whether it is refusing new calls and registrations now, and how many it\n"
-                       "  refused since start.",
+                       "  refused since start. With TCP or TLS: the connections open, authenticated\n"
+                       "  or not yet, and how many tcpauthtimeout and tcpauthlimit closed.",
                        show_status));
     regs.push_back(add({"sip", "unban"}, "Lift an auto-ban", "Usage: sip unban ADDRESS|all", unban, banned));
     regs.push_back(add({"sip", "qualify"}, "Send OPTIONS to an endpoint now and show the answer",

@@ -109,6 +109,10 @@ std::vector<std::string> SipService::set_settings(std::shared_ptr<const Settings
     if (running() && old->general.sipdebug != s->general.sipdebug) agent_.set_debug(s->general.sipdebug);
     if (running()) agent_.set_registrations(s->registrations);
     agent_.set_overload_guard(s->general.overload_queue, s->general.overload_retry_after);
+    std::vector<IpAddress> known_peers;
+    for (auto& [name, e] : s->endpoints)
+        if (e.type != EndpointType::user && e.host_ip) known_peers.push_back(*e.host_ip);
+    agent_.set_connection_guard(s->general.tcp_auth_timeout, s->general.tcp_auth_limit, std::move(known_peers));
     return kept;
 }
 
@@ -202,6 +206,7 @@ void SipService::handle_register(IncomingRequest in) {
                 response = SipResponse(403, "Forbidden");
                 break;
             }
+            agent_.connection_authenticated(rq.transport, rq.source);
             response = registrar_.apply(rq, *outcome.endpoint, s->general, now);
             break;
         }

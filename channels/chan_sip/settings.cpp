@@ -235,6 +235,21 @@ std::span<const OptionSpec> general_schema() {
          .min = 1000,
          .max = 3600000,
          .help = "Retry-After of the 503 the overload guard answers (whole seconds)."},
+        {.name = "tcpauthtimeout",
+         .type = OptionType::duration,
+         .default_value = "30s",
+         .min = 0,
+         .max = 3600000,
+         .help = "A TCP or TLS connection a client opens must carry an authenticated request (a REGISTER or "
+                 "INVITE that passes digest, or any request from a peer known by its address) within this "
+                 "time, or it is closed (whole seconds; 0: never). Authenticated connections stay."},
+        {.name = "tcpauthlimit",
+         .type = OptionType::integer,
+         .default_value = "100",
+         .min = 0,
+         .max = 1000000,
+         .help = "At most this many TCP and TLS connections that have not authenticated yet are open at a "
+                 "time; the newest beyond the limit are closed at once (0: no limit)."},
         {.name = "tlsenable",
          .type = OptionType::boolean,
          .default_value = "no",
@@ -515,6 +530,8 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
     g.udp_rcvbuf = static_cast<std::uint32_t>(go.integer("udprcvbuf"));
     g.overload_queue = static_cast<unsigned>(go.integer("overloadqueue"));
     g.overload_retry_after = std::chrono::duration_cast<std::chrono::seconds>(go.duration("overloadretryafter"));
+    g.tcp_auth_timeout = std::chrono::ceil<std::chrono::seconds>(go.duration("tcpauthtimeout"));
+    g.tcp_auth_limit = static_cast<unsigned>(go.integer("tcpauthlimit"));
     g.tls.enabled = go.boolean("tlsenable");
     g.tls.port = static_cast<std::uint16_t>(go.integer("tlsbindport"));
     g.tls.certfile = go.str("tlscertfile");

@@ -115,6 +115,11 @@ struct GeneralSettings {
     // more than this share (percent) of the UDP receive buffer waits unread.
     unsigned overload_queue = 50;  // 0: off
     std::chrono::seconds overload_retry_after{5};
+    // TCP and TLS connections opened to us that have not authenticated:
+    // closed after this long, and no more than this many at a time
+    // (connection_guard.hpp). 0: no deadline / no limit.
+    std::chrono::seconds tcp_auth_timeout{30};
+    unsigned tcp_auth_limit = 100;
     TlsSettings tls;
     std::string context = "default";
     std::string realm = "tandem";

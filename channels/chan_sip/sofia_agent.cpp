@@ -1,5 +1,6 @@
 #include "sofia_agent.hpp"
 
+#include "connection_guard.hpp"
 #include "content.hpp"
 #include "socket_filter.hpp"
 #include "sofia_log.hpp"
@@ -332,8 +333,18 @@ struct SofiaAgent::Impl {
     std::atomic<std::uint32_t> udp_queued{0}, udp_buffer{0};  // at the last look
     std::atomic<bool> overloaded{false};
 
+    // --- TCP/TLS connection guard (limits set from any thread, applied on the Sofia thread) ---
+    std::atomic<std::int64_t> guard_timeout_s{30};
+    std::atomic<unsigned> guard_limit{100};
+    std::vector<IpAddress> guard_trusted;                                                   // under mu
+    std::uint64_t guard_trusted_generation = 0, guard_trusted_applied = ~std::uint64_t{0};  // under mu / Sofia
+    std::atomic<std::size_t> guard_unauthenticated{0}, guard_authenticated{0};
+    std::atomic<std::uint64_t> guard_closed{0};
+
     // --- Sofia thread only ---
-    std::vector<int> udp_fds;  // the stack's UDP sockets, for their receive queues
+    ConnectionGuard guard;
+    bool guard_failed = false;  // the kernel could not list connections: said once
+    std::vector<int> udp_fds;   // the stack's UDP sockets, for their receive queues
     Clock::time_point overload_since;
     std::uint64_t refused_in_episode = 0;
     su_root_t* root = nullptr;
@@ -496,6 +507,7 @@ struct SofiaAgent::Impl {
     void answer(std::uint64_t token, const SipResponse& r);
     void begin_shutdown();
     void apply_bans(const std::vector<IpAddress>& banned);
+    void sweep_connections();
     void set_registrations(const std::vector<OutboundRegistration>& wanted);
     void start_registration(Outbound& o);
     void end_registration(Outbound& o);
@@ -867,6 +879,7 @@ void SofiaAgent::Impl::answer(std::uint64_t token, const SipResponse& r) {
 
 void SofiaAgent::Impl::tick() {
     overload_now();  // ends an episode that no request has ended, refreshes the figures
+    sweep_connections();
     auto now = Clock::now();
     for (auto it = pending.begin(); it != pending.end();) {
         if (now - it->second.received < pending_timeout) {
@@ -939,10 +952,57 @@ void SofiaAgent::Impl::begin_shutdown() {
     nua_shutdown(nua);
 }
 
+void SofiaAgent::Impl::sweep_connections() {
+    std::vector<std::uint16_t> ports;
+    if (std::find(config.transports.begin(), config.transports.end(), Transport::tcp) != config.transports.end())
+        ports.push_back(config.port);
+    if (config.tls) ports.push_back(config.tls_port);
+    guard.set_limits({std::chrono::seconds(guard_timeout_s.load()), guard_limit.load()});
+    {
+        std::lock_guard lock(mu);
+        if (guard_trusted_applied != guard_trusted_generation) {
+            guard.set_trusted(guard_trusted);
+            guard_trusted_applied = guard_trusted_generation;
+        }
+    }
+    if (ports.empty() || !guard.enabled() || shutting_down) return;
+    std::string error;
+    auto open = established_connections(ports, error);
+    if (!open) {
+        if (!guard_failed)
+            log.warning("cannot list the TCP/TLS connections ({}): tcpauthtimeout and tcpauthlimit are not enforced",
+                        error);
+        guard_failed = true;
+        return;
+    }
+    guard_failed = false;
+    auto sweep = guard.sweep(*open, Clock::now());
+    guard_unauthenticated = sweep.unauthenticated;
+    guard_authenticated = sweep.authenticated;
+    if (sweep.timed_out.empty() && sweep.over_limit.empty()) return;
+    auto closing = sweep.timed_out;
+    closing.insert(closing.end(), sweep.over_limit.begin(), sweep.over_limit.end());
+    auto shut = shut_down_connections(closing, error);
+    guard_closed += shut;
+    auto name = [&](const StreamConnection& c) {
+        return fmt::format("{} {}", config.tls && c.local_port == config.tls_port ? "TLS" : "TCP", c.remote.str());
+    };
+    if (!sweep.timed_out.empty())
+        log.notice("closed {} SIP connection{} that did not authenticate within {} s (tcpauthtimeout), {} first",
+                   sweep.timed_out.size(), sweep.timed_out.size() == 1 ? "" : "s", guard.limits().auth_timeout.count(),
+                   name(sweep.timed_out.front()));
+    if (!sweep.over_limit.empty())
+        log.notice("closed {} SIP connection{} beyond tcpauthlimit={} connections not yet authenticated, {} first",
+                   sweep.over_limit.size(), sweep.over_limit.size() == 1 ? "" : "s", guard.limits().auth_limit,
+                   name(sweep.over_limit.front()));
+    if (!error.empty()) log.warning("closing SIP connections: {}", error);
+}
+
 void SofiaAgent::Impl::apply_bans(const std::vector<IpAddress>& banned) {
     auto filter = build_ban_filter(banned);
     std::string error;
     int n = apply_ban_filter(config.port, filter, error);
+    if (config.tls) n += apply_ban_filter(config.tls_port, filter, error);
     if (!error.empty()) log.warning("{} (banned addresses are still ignored, later in the stack)", error);
     if (filter.addresses < banned.size())
         log.warning("{} of {} banned addresses fit in the socket filter; the rest are ignored later in the stack",
@@ -1624,6 +1684,27 @@ SofiaAgent::OverloadState SofiaAgent::overload() const {
 
 bool SofiaAgent::debug() const {
     return impl_->debug.load();
+}
+
+void SofiaAgent::set_connection_guard(std::chrono::seconds auth_timeout, unsigned auth_limit,
+                                      std::vector<IpAddress> trusted) {
+    impl_->guard_timeout_s = auth_timeout.count();
+    impl_->guard_limit = auth_limit;
+    std::lock_guard lock(impl_->mu);
+    impl_->guard_trusted = std::move(trusted);
+    ++impl_->guard_trusted_generation;
+}
+
+void SofiaAgent::connection_authenticated(Transport transport, const SocketAddress& source) {
+    if (transport == Transport::udp) return;
+    impl_->push([impl = impl_.get(), transport, source] {
+        auto port = transport == Transport::tls ? impl->config.tls_port : impl->config.port;
+        impl->guard.authenticated(port, source, Clock::now());
+    });
+}
+
+SofiaAgent::ConnectionState SofiaAgent::connections() const {
+    return {impl_->guard_unauthenticated.load(), impl_->guard_authenticated.load(), impl_->guard_closed.load()};
 }
 
 void SofiaAgent::set_banned(std::vector<IpAddress> banned) {

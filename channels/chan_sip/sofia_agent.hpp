@@ -191,6 +191,19 @@ public:
         std::uint32_t udp_queued = 0, udp_buffer = 0;  // bytes, at the last look (each second at least)
     };
     OverloadState overload() const;
+    // TCP and TLS connections opened to us that do not authenticate
+    // (connection_guard.hpp): closed after `auth_timeout`, at most
+    // `auth_limit` at a time (0: off); connections from `trusted` addresses
+    // (peers known by address) count as authenticated.
+    void set_connection_guard(std::chrono::seconds auth_timeout, unsigned auth_limit, std::vector<IpAddress> trusted);
+    // A request that came over `transport` (TCP or TLS) from `source` passed
+    // authentication: its connection stays.
+    void connection_authenticated(Transport transport, const SocketAddress& source);
+    struct ConnectionState {
+        std::size_t unauthenticated = 0, authenticated = 0;  // open TCP/TLS connections at the last sweep
+        std::uint64_t closed = 0;                            // by the guard, since start
+    };
+    ConnectionState connections() const;
 
     // --- calls, any thread ---
     // A fresh id for an outgoing dialog (never 0, never reused).

@@ -11,7 +11,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sip
 
 from baresip import TLS_DIALPLAN, TLS_ENDPOINTS, TLS_SECRETS, Phone, missing, tone_wav, wav_samples  # noqa: E402
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import SECRETS, append_file, edits, free_port, goertzel, use_port  # noqa: E402
+from siptest import SECRETS, append_file, edits, free_port, goertzel, self_signed_cert, use_port  # noqa: E402
 
 TONE_HZ = 440
 OTHER_HZ = 1000
@@ -93,10 +92,7 @@ workdir = tempfile.mkdtemp(prefix="tandem-baresip-")
 try:
     for hz in (TONE_HZ, OTHER_HZ):
         tone_wav(os.path.join(workdir, f"tone-{hz}.wav"), hz)
-    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    cert, key = self_signed_cert(workdir)
     port, tls_port = free_port(), free_port()
     t = Tandem(edit=edits(use_port(port, tlsenable="yes", tlsbindport=tls_port, tlscertfile=cert,
                                    tlsprivatekey=key, qualify="no"),

@@ -15,7 +15,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sip
 import baresip  # noqa: E402
 import linphone  # noqa: E402
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import SECRETS, append_file, edits, free_port, goertzel, use_port  # noqa: E402
+from siptest import SECRETS, append_file, edits, free_port, goertzel, self_signed_cert, use_port  # noqa: E402
 
 LINPHONE_HZ = 440
 BARESIP_HZ = 1000
@@ -169,12 +168,9 @@ workdir = tempfile.mkdtemp(prefix="tandem-linphone-")
 try:
     baresip.tone_wav(os.path.join(workdir, f"tone-{LINPHONE_HZ}.wav"), LINPHONE_HZ)
     baresip.tone_wav(os.path.join(workdir, f"tone-{BARESIP_HZ}.wav"), BARESIP_HZ)
-    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
     # linphone's TLS (mbedTLS 2) matches the host only against DNS names of
     # the subjectAltName, never an IP entry: the address is in both.
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    cert, key = self_signed_cert(workdir)
     port, tls_port = free_port(), free_port()
     t = Tandem(edit=edits(use_port(port, tlsenable="yes", tlsbindport=tls_port, tlscertfile=cert,
                                    tlsprivatekey=key, qualify="no"),

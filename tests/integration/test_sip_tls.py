@@ -3,21 +3,18 @@ that registers over TLS (digest challenge, 200, its binding shown as tls), a
 TLS-only endpoint refused over UDP (403), a call to the TLS contact sent down
 the same TLS connection, and `tandem -t` naming the line of a missing
 certificate."""
-import hashlib
 import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import BIN, Tandem, check, finish  # noqa: E402
-from siptest import Phone, append_file, edits, free_port, request, status_of, use_port  # noqa: E402
+from siptest import (Phone, StreamPhone, append_file, edits, free_port, request, self_signed_cert,  # noqa: E402
+                     use_port)
 
 SECRET = "Tandem-1003-Over-TLS!"
 ENDPOINT = f"""
@@ -30,91 +27,8 @@ transport = tls
 """
 
 
-def make_cert(directory):
-    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
-    return cert, key
-
-
-def md5(s):
-    return hashlib.md5(s.encode()).hexdigest()
-
-
-class TlsPhone:
-    """A phone on one TLS connection: sends REGISTER, reads what comes back."""
-
-    def __init__(self, port):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.sock = ctx.wrap_socket(raw)
-        self.local = self.sock.getsockname()[1]
-        self.buf = b""
-
-    def send(self, text):
-        self.sock.sendall(text.encode())
-
-    def read(self, wait=3.0):
-        """One SIP message (headers and body), or "" after `wait` seconds."""
-        deadline = time.time() + wait
-        while True:
-            head, sep, rest = self.buf.partition(b"\r\n\r\n")
-            if sep:
-                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-                length = int(m.group(1)) if m else 0
-                if len(rest) >= length:
-                    self.buf = rest[length:]
-                    return (head + sep + rest[:length]).decode(errors="replace")
-            left = deadline - time.time()
-            if left <= 0:
-                return ""
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536)
-            except (socket.timeout, ssl.SSLError, OSError):
-                return ""
-            if not data:
-                return ""
-            self.buf += data
-
-    def register(self, user, password, server_port):
-        call_id = uuid.uuid4().hex
-        uri = f"sip:127.0.0.1:{server_port}"
-
-        def send(cseq, extra):
-            self.send(f"REGISTER {uri};transport=tls SIP/2.0\r\n"
-                      f"Via: SIP/2.0/TLS 127.0.0.1:{self.local};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport\r\n"
-                      f"From: <sip:{user}@127.0.0.1>;tag={uuid.uuid4().hex[:8]}\r\n"
-                      f"To: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
-                      f"Contact: <sip:{user}@127.0.0.1:{self.local};transport=tls>\r\nExpires: 600\r\n"
-                      f"Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n")
-            return self.read()
-
-        first = send(1, "")
-        if status_of(first) != 401:
-            return status_of(first)
-        realm = re.search(r'realm="([^"]+)"', first).group(1)
-        nonce = re.search(r'nonce="([^"]+)"', first).group(1)
-        full_uri = f"{uri};transport=tls"
-        ha1 = md5(f"{user}:{realm}:{password}")
-        ha2 = md5(f"REGISTER:{full_uri}")
-        cnonce, nc = uuid.uuid4().hex[:8], "00000001"
-        response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
-        auth = (f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{full_uri}", '
-                f'response="{response}", algorithm=MD5, cnonce="{cnonce}", qop=auth, nc={nc}\r\n')
-        return status_of(send(2, auth))
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 certdir = tempfile.mkdtemp(prefix="tandem-tls-test-")
-cert, key = make_cert(certdir)
+cert, key = self_signed_cert(certdir)
 port, tls_port = free_port(), free_port()
 conf = edits(use_port(port, tlsenable="yes", tlsbindport=tls_port, tlscertfile=cert, tlsprivatekey=key),
              append_file("sip.conf", ENDPOINT))
@@ -122,7 +36,7 @@ t = Tandem(edit=conf)
 phone = None
 with t:
     check("tls on port" in t.log(), "the listener announces TLS")
-    phone = TlsPhone(tls_port)
+    phone = StreamPhone(tls_port, tls=True)
     check(phone.sock.version() is not None, f"TLS handshake with tlsbindport ({phone.sock.version()})")
     status = phone.register("1003", SECRET, tls_port)
     check(status == 200, f"1003 registers over TLS: {status}")
@@ -166,7 +80,7 @@ with t:
 
     def connect_and_leave(n):
         for _ in range(n):
-            c = TlsPhone(tls_port)
+            c = StreamPhone(tls_port, tls=True)
             c.send(request("OPTIONS", tls_port, local_port=c.local).decode().replace("SIP/2.0/UDP", "SIP/2.0/TLS"))
             c.read(wait=3)
             c.close()

@@ -1,14 +1,17 @@
 """Helpers for the chan_sip integration tests: free ports, a sip.conf for the
 test, SIPp runs (calling, registering, and phones that register and then
-answer), the PBX's RTP sessions, a tone detector, and a tiny raw SIP sender.
+answer), the PBX's RTP sessions, a tone detector, a tiny raw SIP sender, and
+a phone on one TCP or TLS connection.
 
 Everything stays on 127.0.0.1 and every call is bounded in time.
 """
+import hashlib
 import math
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -440,3 +443,119 @@ class Phone:
         self._stop.set()
         self._thread.join(timeout=2)
         self.peer.close()
+
+
+def self_signed_cert(directory):
+    """A certificate and key (PEM) for 127.0.0.1, valid for a day: the
+    address is both an IP and a DNS name of the subjectAltName (some phones
+    match only DNS names). Returns (cert, key)."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def digest_md5(user, password, realm, nonce, method, uri):
+    """An Authorization header (qop=auth) answering a challenge."""
+    md5 = lambda s: hashlib.md5(s.encode()).hexdigest()  # noqa: E731
+    ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"{method}:{uri}")
+    cnonce, nc = uuid.uuid4().hex[:8], "00000001"
+    response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+    return (f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+            f'response="{response}", algorithm=MD5, cnonce="{cnonce}", qop=auth, nc={nc}\r\n')
+
+
+class StreamPhone:
+    """A phone on one TCP or TLS connection to 127.0.0.1:`port` (from
+    `source`, an address of the loopback network): sends raw SIP, reads whole
+    messages, registers with digest, and tells when the PBX closed the
+    connection."""
+
+    def __init__(self, port, tls=False, source="127.0.0.1", timeout=5):
+        self.tls = tls
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            raw = ctx.wrap_socket(raw)
+        self.sock = raw
+        self.source = source
+        self.local = self.sock.getsockname()[1]
+        self.buf = b""
+
+    @property
+    def proto(self):
+        return "TLS" if self.tls else "TCP"
+
+    def send(self, text):
+        self.sock.sendall(text.encode() if isinstance(text, str) else text)
+
+    def read(self, wait=3.0):
+        """One SIP message (headers and body), or "" after `wait` seconds."""
+        deadline = time.time() + wait
+        while True:
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                length = int(m.group(1)) if m else 0
+                if len(rest) >= length:
+                    self.buf = rest[length:]
+                    return (head + sep + rest[:length]).decode(errors="replace")
+            left = deadline - time.time()
+            if left <= 0:
+                return ""
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except (socket.timeout, ssl.SSLError, OSError):
+                return ""
+            if not data:
+                return ""
+            self.buf += data
+
+    def closed_by_peer(self, wait=0.2):
+        """True once the PBX has closed the connection (end of stream or reset)."""
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except ssl.SSLWantReadError:
+            return False
+        except (ssl.SSLError, OSError):
+            return True
+        if not data:
+            return True
+        self.buf += data
+        return False
+
+    def request(self, method, server_port, user, cseq=1, call_id=None, extra=""):
+        uri = f"sip:127.0.0.1:{server_port};transport={self.proto.lower()}"
+        self.send(f"{method} {uri} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/{self.proto} {self.source}:{self.local};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport\r\n"
+                  f"From: <sip:{user}@127.0.0.1>;tag={uuid.uuid4().hex[:8]}\r\n"
+                  f"To: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id or uuid.uuid4().hex}\r\nCSeq: {cseq} {method}\r\n"
+                  f"Contact: <sip:{user}@{self.source}:{self.local};transport={self.proto.lower()}>\r\n"
+                  f"Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n")
+        return uri
+
+    def register(self, user, password, server_port):
+        """REGISTER on this connection, answering the challenge; the final status."""
+        call_id = uuid.uuid4().hex
+        uri = self.request("REGISTER", server_port, user, 1, call_id, "Expires: 600\r\n")
+        first = self.read()
+        if status_of(first) != 401:
+            return status_of(first)
+        realm = re.search(r'realm="([^"]+)"', first).group(1)
+        nonce = re.search(r'nonce="([^"]+)"', first).group(1)
+        auth = digest_md5(user, password, realm, nonce, "REGISTER", uri)
+        self.request("REGISTER", server_port, user, 2, call_id, "Expires: 600\r\n" + auth)
+        return status_of(self.read())
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
