@@ -516,10 +516,16 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
         auto r = caller.take_redirect();
         legs.end(*winner, cause::normal_clearing);
         finish("ANSWER", answered);
-        if (!r || (!r->bridge_to && r->exten.empty())) {
-            // A dialplan channel cannot be let go to another owner.
-            log.warning("{}: Dial: released by a transfer; hanging up", caller.name());
+        if (!r) {
+            log.warning("{}: Dial: redirected without a destination; hanging up", caller.name());
             co_return AppResult::hangup;
+        }
+        if (!r->bridge_to && r->exten.empty()) {
+            // Let go: a transfer connects the caller to a channel whose owner
+            // takes it over (an attended transfer between two callers). The
+            // dialplan stops here without hanging up.
+            log.info("{}: Dial: handed over by a transfer", caller.name());
+            co_return AppResult::released;
         }
         if (!r->bridge_to) {
             caller.jump_to(r->context, r->exten, r->priority);

@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include <strings.h>
+
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -604,6 +606,12 @@ bool owned_by_dial(const Channel& c) {
     return c.last_app() == "AppDial";
 }
 
+// A caller whose dialplan waits in Dial: Dial lets it go when redirected
+// without a destination (AppResult::released).
+bool in_dial(const Channel& c) {
+    return strcasecmp(c.last_app().c_str(), "Dial") == 0;
+}
+
 }  // namespace
 
 // Our phone sent a REFER in this call's dialog: it transfers the party it
@@ -684,16 +692,19 @@ void SipCall::on_refer(const CallEvent& e) {
     outcome.target_channel = target_peer->name();
     if (&other->loop != &loop || &target_peer->loop() != &loop || target_peer == peer)
         return fail(503, "Service Unavailable", "the two calls live on different event loops");
-    // The new bridge is driven by a leg that runs a dialplan; the other
-    // must be a callee Dial owns, which its Dial lets go (a bare redirect).
-    if (owned_by_dial(*target_peer)) {
+    // The new bridge is driven by a leg that runs a dialplan; the other is
+    // let go by whoever has it (a bare redirect): a callee its Dial owns, or,
+    // when both parties called the transferer (the call-waiting case), a
+    // caller waiting in Dial, whose dialplan then stops and leaves it to the
+    // other caller's Dial.
+    if (owned_by_dial(*target_peer) || (in_dial(*peer) && in_dial(*target_peer))) {
         core.redirect(target_peer, Channel::Redirect{});
         core.redirect(peer, Channel::Redirect{{}, {}, 1, target_peer});
     } else if (owned_by_dial(*peer)) {
         core.redirect(peer, Channel::Redirect{});
         core.redirect(target_peer, Channel::Redirect{{}, {}, 1, peer});
     } else {
-        return fail(503, "Service Unavailable", "both parties run a dialplan of their own");
+        return fail(503, "Service Unavailable", "the parties run applications that cannot hand them over");
     }
     log.info("{}: attended transfer: {} connected to {}", c->name(), peer->name(), target_peer->name());
     peer->set_variable("ATTENDEDTRANSFER", c->name());
@@ -936,14 +947,19 @@ void CallManager::stop() {
 void CallManager::on_invite(CallOffer offer) {
     // Loop affinity: an INVITE with Replaces joins the loop of the call it
     // replaces, and a phone's calls share one loop, so that a transfer
-    // between them bridges legs that live together.
+    // between them bridges legs that live together. A call to a phone that
+    // has calls in progress (the number dialled names its endpoint) joins
+    // them too: the phone may connect its callers to each other.
     asio::io_context* loop = nullptr;
     {
         std::lock_guard lock(table_->mu);
+        auto& by_endpoint = table_->endpoint_loop;
         if (auto it = table_->by_dialog.find(offer.replaces); offer.replaces && it != table_->by_dialog.end())
             loop = &it->second->loop;
-        else if (auto e = table_->endpoint_loop.find(offer.from_user); e != table_->endpoint_loop.end())
+        else if (auto e = by_endpoint.find(offer.from_user); e != by_endpoint.end())
             loop = e->second;
+        else if (auto d = by_endpoint.find(offer.request_user); d != by_endpoint.end())
+            loop = d->second;
     }
     if (!loop) loop = &core_.pick_loop();
     auto call = std::make_shared<SipCall>(service_.weak_from_this(), table_, work_, *loop, log_, false);

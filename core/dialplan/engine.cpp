@@ -84,9 +84,11 @@ bool apply_jump(CoreImpl& core, Channel& c, Channel::Jump j) {
     return true;
 }
 
-awaitable<void> run_steps(CoreImpl& core, Channel& c, bool in_h) {
+// Runs priorities until the call ends; true when an application handed the
+// channel to another owner (AppResult::released).
+awaitable<bool> run_steps(CoreImpl& core, Channel& c, bool in_h) {
     for (;;) {
-        if (c.hungup() && !in_h) co_return;
+        if (c.hungup() && !in_h) co_return false;
         auto plan = core.dialplan();
         auto* ext = find_extension(*plan, c.context(), c.exten(), c.caller().number, std::chrono::system_clock::now());
         if (!ext) {
@@ -102,13 +104,13 @@ awaitable<void> run_steps(CoreImpl& core, Channel& c, bool in_h) {
                 core.log().warning("{}: sent to invalid extension '{}' in context '{}', but no invalid handler",
                                    c.name(), c.exten(), c.context());
             if (!c.hangup_cause()) c.set_hangup_cause(cause::unallocated);
-            co_return;
+            co_return false;
         }
         auto* pr = ext->find_priority(c.priority());
         if (!pr) {
             core.log().debug("{}: auto fallthrough at {}@{}:{} — hanging up", c.name(), c.exten(), c.context(),
                              c.priority());
-            co_return;
+            co_return false;
         }
         auto args = pr->args.find_first_of("$") == std::string::npos ? pr->args : substitute_text(core, &c, pr->args);
         c.last_app() = pr->app;
@@ -122,7 +124,7 @@ awaitable<void> run_steps(CoreImpl& core, Channel& c, bool in_h) {
         auto app = core.applications().find(pr->app);
         if (!app) {
             core.log().error("{}: application '{}' is no longer available ({})", c.name(), pr->app, pr->where.str());
-            co_return;
+            co_return false;
         }
         AppArgs a{args, split_args(args)};
         AppResult r = AppResult::next;
@@ -136,12 +138,13 @@ awaitable<void> run_steps(CoreImpl& core, Channel& c, bool in_h) {
         if (auto j = c.take_async_goto(); j && !c.hungup()) {
             co_await asio::this_coro::reset_cancellation_state();
             c.take_jump();
-            if (!apply_jump(core, c, std::move(*j))) co_return;
+            if (!apply_jump(core, c, std::move(*j))) co_return false;
             continue;
         }
-        if (r == AppResult::hangup) co_return;
+        if (r == AppResult::released) co_return true;
+        if (r == AppResult::hangup) co_return false;
         if (auto j = c.take_jump()) {
-            if (!apply_jump(core, c, std::move(*j))) co_return;
+            if (!apply_jump(core, c, std::move(*j))) co_return false;
             continue;
         }
         c.set_position(c.context(), c.exten(), c.priority() + 1);
@@ -158,10 +161,11 @@ std::string substitute_text(CoreImpl& core, Channel* chan, std::string_view text
     return out;
 }
 
-awaitable<void> run_pbx(CoreImpl& core, std::shared_ptr<Channel> chan) {
+awaitable<bool> run_pbx(CoreImpl& core, std::shared_ptr<Channel> chan) {
     Channel& c = *chan;
     try {
-        co_await run_steps(core, c, false);
+        // Another owner has the channel now: its call goes on there.
+        if (co_await run_steps(core, c, false)) co_return true;
     } catch (const boost::system::system_error& e) {
         if (!is_cancellation(e)) core.log().error("{}: {}", c.name(), e.what());
     } catch (const std::exception& e) {
@@ -180,6 +184,7 @@ awaitable<void> run_pbx(CoreImpl& core, std::shared_ptr<Channel> chan) {
             core.log().warning("{}: in the h extension: {}", c.name(), e.what());
         }
     }
+    co_return false;
 }
 
 awaitable<AppResult> exec_app(CoreImpl& core, Channel& chan, std::string app, std::string args) {
@@ -192,38 +197,39 @@ awaitable<AppResult> exec_app(CoreImpl& core, Channel& chan, std::string app, st
     co_return co_await a->run(chan, aa);
 }
 
-awaitable<void> run_application(CoreImpl& core, std::shared_ptr<Channel> chan, std::string app, std::string args) {
+awaitable<bool> run_application(CoreImpl& core, std::shared_ptr<Channel> chan, std::string app, std::string args) {
     try {
         chan->last_app() = app;
         chan->last_data() = args;
-        co_await exec_app(core, *chan, std::move(app), std::move(args));
+        co_return co_await exec_app(core, *chan, std::move(app), std::move(args)) == AppResult::released;
     } catch (const boost::system::system_error& e) {
         if (!is_cancellation(e)) core.log().error("{}: {}", chan->name(), e.what());
     } catch (const std::exception& e) {
         core.log().error("{}: application failed: {}", chan->name(), e.what());
     }
+    co_return false;
 }
 
 namespace {
-awaitable<void> originate_flow(CoreImpl& core, std::shared_ptr<Channel> chan, OriginateTarget t) {
+// True when the channel was handed to another owner (see run_steps).
+awaitable<bool> originate_flow(CoreImpl& core, std::shared_ptr<Channel> chan, OriginateTarget t) {
     using clock = std::chrono::steady_clock;
     auto deadline = clock::now() + t.timeout;
     chan->call(std::chrono::duration_cast<std::chrono::milliseconds>(t.timeout));
     while (chan->state() != ChannelState::up) {
-        if (chan->hungup()) co_return;
+        if (chan->hungup()) co_return false;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         if (left.count() <= 0 || !co_await chan->wait_for_event(left)) {
             core.log().notice("originate {}: no answer within {}s", chan->name(), t.timeout.count());
             chan->set_hangup_cause(cause::no_answer);
-            co_return;
+            co_return false;
         }
     }
     if (!t.app.empty()) {
-        co_await run_application(core, chan, t.app, t.app_args);
-    } else {
-        chan->set_position(t.context, t.exten, 1);
-        co_await run_pbx(core, chan);
+        co_return co_await run_application(core, chan, t.app, t.app_args);
     }
+    chan->set_position(t.context, t.exten, 1);
+    co_return co_await run_pbx(core, chan);
 }
 }  // namespace
 
@@ -243,9 +249,10 @@ std::string originate(CoreImpl& core, std::string_view dial_string, OriginateTar
     // Spawned from the channel's own loop, so its hangup signal is only touched there.
     asio::post(chan->loop(), [&core, chan, t = std::move(t)]() mutable {
         auto& sig = chan->hangup_signal();
-        asio::co_spawn(
-            chan->loop(), originate_flow(core, chan, std::move(t)),
-            asio::bind_cancellation_slot(sig.slot(), [&core, chan](std::exception_ptr) { core.end_channel(chan); }));
+        asio::co_spawn(chan->loop(), originate_flow(core, chan, std::move(t)),
+                       asio::bind_cancellation_slot(sig.slot(), [&core, chan](std::exception_ptr, bool released) {
+                           if (!released) core.end_channel(chan);
+                       }));
     });
     return name;
 }

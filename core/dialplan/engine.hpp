@@ -20,8 +20,8 @@ class CoreImpl;
 
 namespace tandem::dialplan {
 
-awaitable<void> run_pbx(CoreImpl& core, std::shared_ptr<Channel> chan);
-awaitable<void> run_application(CoreImpl& core, std::shared_ptr<Channel> chan, std::string app, std::string args);
+awaitable<bool> run_pbx(CoreImpl& core, std::shared_ptr<Channel> chan);
+awaitable<bool> run_application(CoreImpl& core, std::shared_ptr<Channel> chan, std::string app, std::string args);
 awaitable<AppResult> exec_app(CoreImpl& core, Channel& chan, std::string app, std::string args);
 std::string substitute_text(CoreImpl& core, Channel* chan, std::string_view text);
 

@@ -484,25 +484,30 @@ void CoreImpl::end_channel(const std::shared_ptr<Channel>& chan) {
 void CoreImpl::start_pbx(std::shared_ptr<Channel> chan) {
     asio::post(chan->loop(), [this, chan] {
         asio::co_spawn(chan->loop(), dialplan::run_pbx(*this, chan),
-                       asio::bind_cancellation_slot(chan->hangup_signal().slot(), [this, chan](std::exception_ptr e) {
-                           if (e) {
-                               try {
-                                   std::rethrow_exception(e);
-                               } catch (const std::exception& ex) {
-                                   log_.error("{}: dialplan ended with an error: {}", chan->name(), ex.what());
-                               } catch (...) {
+                       asio::bind_cancellation_slot(
+                           chan->hangup_signal().slot(), [this, chan](std::exception_ptr e, bool released) {
+                               // Handed to another owner by a transfer: it ends the channel.
+                               if (released) return;
+                               if (e) {
+                                   try {
+                                       std::rethrow_exception(e);
+                                   } catch (const std::exception& ex) {
+                                       log_.error("{}: dialplan ended with an error: {}", chan->name(), ex.what());
+                                   } catch (...) {
+                                   }
                                }
-                           }
-                           end_channel(chan);
-                       }));
+                               end_channel(chan);
+                           }));
     });
 }
 
 void CoreImpl::start_application(std::shared_ptr<Channel> chan, std::string app, std::string args) {
     asio::post(chan->loop(), [this, chan, app = std::move(app), args = std::move(args)]() mutable {
-        asio::co_spawn(chan->loop(), dialplan::run_application(*this, chan, std::move(app), std::move(args)),
-                       asio::bind_cancellation_slot(chan->hangup_signal().slot(),
-                                                    [this, chan](std::exception_ptr) { end_channel(chan); }));
+        asio::co_spawn(
+            chan->loop(), dialplan::run_application(*this, chan, std::move(app), std::move(args)),
+            asio::bind_cancellation_slot(chan->hangup_signal().slot(), [this, chan](std::exception_ptr, bool released) {
+                if (!released) end_channel(chan);
+            }));
     });
 }
 

@@ -24,7 +24,11 @@
 
 namespace tandem {
 
-enum class AppResult { next, hangup };
+// What the dialplan does after an application: go on to the next priority
+// (or where a Goto pointed), hang up, or stop without hanging up because the
+// application handed the channel to another owner (a transfer connected it
+// to a channel whose coroutine now owns it): no `h` extension runs then.
+enum class AppResult { next, hangup, released };
 
 struct AppArgs {
     std::string raw;                // after variable substitution

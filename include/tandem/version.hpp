@@ -17,7 +17,8 @@
 // Bumped whenever a public header changes in a way that breaks binaries.
 // 6: the event bus gained PeerStatus, Registry and Transfer (a larger Event variant).
 // 8: Channel and ChannelRequest carry the call's hop budget (max_forwards).
-#define TANDEM_SDK_REVISION 8
+// 9: AppResult::released (an application handed its channel to another owner).
+#define TANDEM_SDK_REVISION 9
 
 #define TANDEM_STRINGIFY2(x) #x
 #define TANDEM_STRINGIFY(x) TANDEM_STRINGIFY2(x)

@@ -11,20 +11,26 @@ with SIPp phones on loopback:
 (d) INVITE with Replaces taking over A's leg of a call to B (B's audio then
     reaches the new caller); a Replaces naming no dialog gets 481.
 (e) REFER outside a dialog gets 403, one with unknown tags 481; the PBX lives.
+(f) call waiting: 1002 and 1004 both call the phone 1001, which answers
+    both and connects them (REFER with Replaces): the two callers' calls
+    share an event loop, the second caller's dialplan hands it over, B and
+    C are connected, and hanging up one ends the other.
 
 Needs app_dial (skipped, and said so, when the module is not built)."""
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.parse
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import MODULE_DIR, Tandem, check, finish  # noqa: E402
-from siptest import (HERE, SECRETS, SIPP, UdpPeer, append_file, edits, free_media_port, free_port,  # noqa: E402
-                     link_pcaps, phones_context, request, rtp_sessions, sipp_call, sipp_result, sipp_uas, status_of,
-                     use_port)
+from siptest import (HERE, SECRETS, SIPP, Phone, UdpPeer, append_file, edits, free_media_port,  # noqa: E402
+                     free_port, link_pcaps, phones_context, request, rtp_sessions, sipp_call, sipp_result, sipp_uas,
+                     status_of, use_port)
 
 if MODULE_DIR and not os.path.exists(os.path.join(MODULE_DIR, "app_dial.so")):
     print("skipped: app_dial is not built")
@@ -38,10 +44,101 @@ exten => b,1,Dial(SIP/b@127.0.0.1:{B_PORT},20)
  same => n,Hangup()
 exten => c,1,Dial(SIP/c@127.0.0.1:{C_PORT},20)
  same => n,Hangup()
+exten => 1001,1,Dial(SIP/1001,20)
+ same => n,Hangup()
 exten => 1003,1,Verbose(1,XFERTEST blind transfer from ${{BLINDTRANSFER}})
  same => n,Dial(SIP/c@127.0.0.1:{C_PORT},20)
  same => n,Hangup()
 """
+
+
+# A third caller for the call-waiting case.
+CALLER_1004 = """
+[1004](office-phone)
+secret = Tandem-1004-Loopback!
+callerid = "Side desk" <1004>
+"""
+SECRETS_ALL = dict(SECRETS, **{"1004": "Tandem-1004-Loopback!"})
+
+
+def three_loops(conf_dir):
+    """An edit= hook: three event loops, so that two callers picked one after
+    the other (each challenged once) would land on different loops."""
+    path = os.path.join(conf_dir, "tandem.conf")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(re.sub(r"(?m)^loops = \d+", "loops = 3", text))
+
+
+class WaitingPhone(Phone):
+    """A registered phone that answers every call (200 with SDP), answers
+    NOTIFY and BYE, and sends a REFER in one of its dialogs."""
+
+    def __init__(self, user, password, server_port):
+        self.dialogs = []      # in the order the calls came: dicts of the dialog's parts
+        self.notifies = []     # sipfrag bodies of the NOTIFYs received
+        self.byes = []         # Call-IDs the PBX ended
+        self.requests = []     # methods received, in order
+        super().__init__(user, password, server_port)
+
+    @staticmethod
+    def _header(text, name):
+        m = re.search(rf"(?im)^{name}:\s*(.*)$", text)
+        return m.group(1).strip() if m else ""
+
+    def _reply(self, text, addr, status="200 OK", extra="", body=""):
+        head = text.split("\r\n\r\n")[0].split("\r\n")
+        keep = [l for l in head[1:] if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+        lines = "\r\n".join(keep) + ("\r\n" + extra if extra else "")
+        msg = f"SIP/2.0 {status}\r\n{lines}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        self.peer.sock.sendto(msg.encode(), addr)
+
+    def _serve(self):
+        self.peer.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                data, addr = self.peer.sock.recvfrom(65536)
+            except (socket.timeout, OSError):
+                continue
+            text = data.decode(errors="replace")
+            if text.startswith("SIP/2.0"):
+                self._responses.put(text)
+                continue
+            method = text.split(" ", 1)[0]
+            self.requests.append(method)
+            if method == "OPTIONS":
+                self._reply(text, addr)
+            elif method == "INVITE":
+                call_id = self._header(text, "Call-ID")
+                known = next((d for d in self.dialogs if d["call_id"] == call_id), None)
+                if known is None:
+                    known = {"call_id": call_id, "tag": uuid.uuid4().hex[:8],
+                             "remote": self._header(text, "From"), "local": self._header(text, "To"),
+                             "target": re.search(r"<([^>]+)>", self._header(text, "Contact")).group(1)}
+                    self.dialogs.append(known)
+                sdp = ("v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                       f"m=audio {40000 + 2 * len(self.dialogs)} RTP/AVP 8 0\r\na=sendrecv\r\n")
+                answer = text.replace(f"To: {known['local']}", f"To: {known['local']};tag={known['tag']}", 1)
+                self._reply(answer, addr, extra=f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n"
+                            "Content-Type: application/sdp", body=sdp)
+            elif method in ("NOTIFY", "BYE"):
+                self._reply(text, addr)
+                if method == "NOTIFY":
+                    self.notifies.append(text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else "")
+                else:
+                    self.byes.append(self._header(text, "Call-ID"))
+
+    def refer(self, dialog, refer_to):
+        """REFER in `dialog` (ours as the answering side); the status of the answer."""
+        d = dialog
+        msg = (f"REFER {d['target']} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport\r\n"
+               f"From: {d['local']};tag={d['tag']}\r\nTo: {d['remote']}\r\nCall-ID: {d['call_id']}\r\n"
+               f"CSeq: 101 REFER\r\nContact: <sip:{self.user}@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
+               f"Refer-To: <{refer_to}>\r\nReferred-By: <sip:{self.user}@127.0.0.1>\r\nContent-Length: 0\r\n\r\n")
+        self.peer.send(msg.encode(), self.server)
+        return status_of(self._response())
 
 
 def sent(t, prefix):
@@ -49,11 +146,11 @@ def sent(t, prefix):
     return max([out for name, v in rtp_sessions(t).items() if name.startswith(prefix) for out, _ in v] or [0])
 
 
-def logged_call(t, port, exten, name):
-    """A call from 1001 that waits for the PBX's BYE and logs its dialog."""
+def logged_call(t, port, exten, name, user="1001"):
+    """A call from `user` that waits for the PBX's BYE and logs its dialog."""
     log = os.path.join(t.dir, name + ".log")
     cmd = [SIPP, f"127.0.0.1:{port}", "-sf", os.path.join(HERE, "xfer_call.xml"), "-m", "1",
-           "-s", exten, "-au", "1001", "-ap", SECRETS["1001"], "-key", "caller", "1001",
+           "-s", exten, "-au", user, "-ap", SECRETS_ALL[user], "-key", "caller", user,
            "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_media_port()),
            "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_logs", "-log_file", log]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=t.dir)
@@ -112,7 +209,7 @@ def hang_up_all(t):
 port = free_port()
 # Scripted SIPp phones: an OPTIONS from qualify would break their scripts.
 t = Tandem(edit=edits(use_port(port, autoban_failures=100, qualify="no"), phones_context("xfertest"),
-                      append_file("extensions.conf", DIALPLAN)))
+                      append_file("extensions.conf", DIALPLAN), append_file("sip.conf", CALLER_1004), three_loops))
 with t:
     link_pcaps(t.dir)
     me = f"127.0.0.1:{port}"
@@ -190,6 +287,43 @@ with t:
                         replaces="no-such-call@127.0.0.1;to-tag=abc;from-tag=def")
     check(rc == 0, "a Replaces naming no dialog: challenged, then 481" + ("" if rc == 0 else ":\n" + out[-3000:]))
     check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
+
+    # --- (f) call waiting: the phone connects its two callers --------------------
+    phone = WaitingPhone("1001", SECRETS["1001"], port)
+    check(phone.register() == 200, "1001 registers (a phone that answers every call)")
+    b, b_dialog = logged_call(t, port, "1001", "cw-b", user="1002")
+    c, c_dialog = logged_call(t, port, "1001", "cw-c", user="1004")
+    check(b_dialog is not None and c_dialog is not None and len(phone.dialogs) == 2,
+          f"1002 and then 1004 call 1001, which answers both ({len(phone.dialogs)} calls)")
+    if len(phone.dialogs) == 2:
+        first, second = phone.dialogs
+        # The Replaces names the second call as the PBX knows it: its tag is the PBX's (the remote one here).
+        pbx_tag = re.search(r"tag=([^;>\s]+)", second["remote"]).group(1)
+        replaces = urllib.parse.quote(f"{second['call_id']};to-tag={pbx_tag};from-tag={second['tag']}", safe="")
+        status = phone.refer(first, f"sip:1004@{me}?Replaces={replaces}")
+        check(status == 202, f"REFER in the first call with Replaces of the second: 202 ({status})")
+        check(t.wait_for(lambda: any(n.startswith("SIP/2.0 200") for n in phone.notifies), timeout=10),
+              f"the final NOTIFY says SIP/2.0 200 OK ({phone.notifies}):\n" + t.log()[-2000:])
+        check(not any(n.startswith("SIP/2.0 503") for n in phone.notifies), "no 503 (different event loops)")
+        check(t.wait_for(lambda: set(phone.byes) >= {first["call_id"], second["call_id"]}, timeout=10),
+              "the PBX ends both of the phone's calls")
+        check(re.search(r"SIP/1004-\S+: Dial: handed over by a transfer", t.log()) is not None,
+              "the second caller's Dial hands it over")
+        check(re.search(r"SIP/1002-\S+: Dial: transfer: connected to SIP/1004-", t.log()) is not None,
+              "the first caller's Dial connects it to the second")
+        _, chans = t.rx("core show channels")
+        check("SIP/1001-" not in chans and "SIP/1002-" in chans and "SIP/1004-" in chans,
+              "only the two callers are left:\n" + chans)
+        name = re.search(r"(SIP/1002-\S+)", chans)
+        if name:
+            t.rx(f"channel request hangup {name.group(1)}")
+        ended(b, "1002 hung up by the console: BYE")
+        ended(c, "1004 gets a BYE as its party is gone")
+        check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
+    else:
+        b.kill()
+        c.kill()
+    phone.close()
 
     # --- (e) REFER outside a dialog --------------------------------------------
     # Refused by method (405, an Allow without REFER) before anything else:

@@ -62,6 +62,10 @@ exten => h,1,Set(GLOBAL(SLOW_CAUSE)=${HANGUPCAUSE})
 [busy]
 exten => s,1,Busy(10)
 
+[long]
+exten => s,1,Answer()
+ same => n,Wait(30)
+
 [ring]
 exten => s,1,Ringing()
  same => n,Wait(30)
@@ -137,6 +141,14 @@ struct DialFixture {
     Registration sub;
     std::chrono::steady_clock::time_point started;
 };
+
+template <class F>
+auto run_on(Channel& c, F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto result = task.get_future();
+    asio::post(c.loop(), [&task] { task(); });
+    return result.get();
+}
 
 }  // namespace
 
@@ -307,4 +319,46 @@ TEST_CASE("Dial: progress and early media reach the caller while it rings; ringi
     CHECK(fx.seen->written.size() == 1);
     CHECK(std::count(fx.seen->indications.begin(), fx.seen->indications.end(), Indication::ringing) == 1);
     CHECK(std::count(fx.seen->indications.begin(), fx.seen->indications.end(), Indication::progress) == 2);
+}
+
+TEST_CASE("Dial: a caller let go by a transfer is handed over: its dialplan stops, the other caller's Dial owns it") {
+    // The call-waiting transfer: B and C both called someone who connects
+    // them. C's Dial is redirected without a destination, B's to bridge
+    // with C.
+    DialFixture fx;
+    auto& core = *fx.t.core;
+    auto caller = [&](const char* name) {
+        auto c = core.create_channel("DialTest", name, std::make_unique<CallerDriver>(fx.seen), core.loop(0));
+        REQUIRE(c);
+        c->set_variable("DEST", "Local/s@long");
+        c->set_variable("TIMEOUT", "10");
+        c->set_position("caller", "s", 1);
+        core.start_pbx(c);
+        return c;
+    };
+    auto b = caller("DialTest/b");
+    auto c = caller("DialTest/c");
+    auto bridged_to = [&](const std::shared_ptr<Channel>& x) { return run_on(*x, [&] { return x->peer_name(); }); };
+    REQUIRE(
+        fx.t.wait_for([&] { return core.channel_count() == 6 && !bridged_to(b).empty() && !bridged_to(c).empty(); }));
+
+    core.redirect(c, Channel::Redirect{});
+    core.redirect(b, Channel::Redirect{{}, {}, 1, c});
+    // The two Local legs end; B's Dial bridges B with C.
+    CHECK(fx.t.wait_for([&] { return core.channel_count() == 2 && bridged_to(b) == c->name(); }));
+    CHECK(bridged_to(c) == b->name());
+    std::this_thread::sleep_for(200ms);
+    CHECK_FALSE(c->finished());  // handed over, not hung up
+    auto h_of = [&](const std::shared_ptr<Channel>& x) {
+        return run_on(*x, [&] { return x->variable("HSTATUS").value_or(""); });
+    };
+    CHECK(h_of(c).empty());  // its dialplan stopped without running h
+    CHECK(run_on(*c, [&] { return c->variable("AFTER").has_value(); }) == false);
+
+    // B hangs up: its Dial ends C, the channel it owns now.
+    b->request_hangup(cause::normal_clearing);
+    CHECK(fx.t.wait_for([&] { return b->finished() && c->finished(); }, 5s));
+    CHECK(fx.t.wait_for([&] { return core.channel_count() == 0; }, 5s));
+    CHECK(h_of(c).empty());
+    CHECK(h_of(b) == "ANSWER");
 }
