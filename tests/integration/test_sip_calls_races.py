@@ -15,7 +15,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp"))
 
 from harness import Tandem, check, finish  # noqa: E402
-from siptest import SECRETS, UdpPeer, append_file, edits, free_port, status_of, use_port  # noqa: E402
+from siptest import SECRETS, UdpPeer, append_file, edits, free_port, phones_context, status_of, use_port  # noqa: E402
 
 DIALPLAN = """
 [racetest]
@@ -27,14 +27,6 @@ exten => hangup,1,Answer()
 """
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-
-
-def race_context(conf_dir):
-    path = os.path.join(conf_dir, "sip.conf")
-    with open(path) as f:
-        text = f.read()
-    with open(path, "w") as f:
-        f.write(re.sub(r"(?m)^context = phones .*$", "context = racetest", text))
 
 
 def md5(s):
@@ -138,7 +130,7 @@ def invite_final(msgs):
 
 
 port = free_port()
-t = Tandem(edit=edits(use_port(port, autoban_failures=1000), race_context, append_file("extensions.conf", DIALPLAN)))
+t = Tandem(edit=edits(use_port(port, autoban_failures=1000), phones_context("racetest"), append_file("extensions.conf", DIALPLAN)))
 with t:
     peer = UdpPeer()
     outcomes = {"answered": 0, "cancelled": 0}

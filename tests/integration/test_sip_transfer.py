@@ -94,40 +94,30 @@ class WaitingPhone(Phone):
         msg = f"SIP/2.0 {status}\r\n{lines}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
         self.peer.sock.sendto(msg.encode(), addr)
 
-    def _serve(self):
-        self.peer.sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                data, addr = self.peer.sock.recvfrom(65536)
-            except (socket.timeout, OSError):
-                continue
-            text = data.decode(errors="replace")
-            if text.startswith("SIP/2.0"):
-                self._responses.put(text)
-                continue
-            method = text.split(" ", 1)[0]
-            self.requests.append(method)
-            if method == "OPTIONS":
-                self._reply(text, addr)
-            elif method == "INVITE":
-                call_id = self._header(text, "Call-ID")
-                known = next((d for d in self.dialogs if d["call_id"] == call_id), None)
-                if known is None:
-                    known = {"call_id": call_id, "tag": uuid.uuid4().hex[:8],
-                             "remote": self._header(text, "From"), "local": self._header(text, "To"),
-                             "target": re.search(r"<([^>]+)>", self._header(text, "Contact")).group(1)}
-                    self.dialogs.append(known)
-                sdp = ("v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                       f"m=audio {40000 + 2 * len(self.dialogs)} RTP/AVP 8 0\r\na=sendrecv\r\n")
-                answer = text.replace(f"To: {known['local']}", f"To: {known['local']};tag={known['tag']}", 1)
-                self._reply(answer, addr, extra=f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n"
-                            "Content-Type: application/sdp", body=sdp)
-            elif method in ("NOTIFY", "BYE"):
-                self._reply(text, addr)
-                if method == "NOTIFY":
-                    self.notifies.append(text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else "")
-                else:
-                    self.byes.append(self._header(text, "Call-ID"))
+    def _request(self, text, addr):
+        method = text.split(" ", 1)[0]
+        self.requests.append(method)
+        if method == "OPTIONS":
+            super()._request(text, addr)
+        elif method == "INVITE":
+            call_id = self._header(text, "Call-ID")
+            known = next((d for d in self.dialogs if d["call_id"] == call_id), None)
+            if known is None:
+                known = {"call_id": call_id, "tag": uuid.uuid4().hex[:8],
+                         "remote": self._header(text, "From"), "local": self._header(text, "To"),
+                         "target": re.search(r"<([^>]+)>", self._header(text, "Contact")).group(1)}
+                self.dialogs.append(known)
+            sdp = ("v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   f"m=audio {40000 + 2 * len(self.dialogs)} RTP/AVP 8 0\r\na=sendrecv\r\n")
+            answer = text.replace(f"To: {known['local']}", f"To: {known['local']};tag={known['tag']}", 1)
+            self._reply(answer, addr, extra=f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n"
+                        "Content-Type: application/sdp", body=sdp)
+        elif method in ("NOTIFY", "BYE"):
+            self._reply(text, addr)
+            if method == "NOTIFY":
+                self.notifies.append(text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else "")
+            else:
+                self.byes.append(self._header(text, "Call-ID"))
 
     def refer(self, dialog, refer_to):
         """REFER in `dialog` (ours as the answering side); the status of the answer."""

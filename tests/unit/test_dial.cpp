@@ -142,14 +142,6 @@ struct DialFixture {
     std::chrono::steady_clock::time_point started;
 };
 
-template <class F>
-auto run_on(Channel& c, F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    asio::post(c.loop(), [&task] { task(); });
-    return result.get();
-}
-
 }  // namespace
 
 TEST_CASE("Dial: the first to answer wins, the other leg is hung up with cause 26") {
@@ -338,7 +330,9 @@ TEST_CASE("Dial: a caller let go by a transfer is handed over: its dialplan stop
     };
     auto b = caller("DialTest/b");
     auto c = caller("DialTest/c");
-    auto bridged_to = [&](const std::shared_ptr<Channel>& x) { return run_on(*x, [&] { return x->peer_name(); }); };
+    auto bridged_to = [&](const std::shared_ptr<Channel>& x) {
+        return test::on_loop(*x, [&] { return x->peer_name(); });
+    };
     REQUIRE(
         fx.t.wait_for([&] { return core.channel_count() == 6 && !bridged_to(b).empty() && !bridged_to(c).empty(); }));
 
@@ -350,10 +344,10 @@ TEST_CASE("Dial: a caller let go by a transfer is handed over: its dialplan stop
     std::this_thread::sleep_for(200ms);
     CHECK_FALSE(c->finished());  // handed over, not hung up
     auto h_of = [&](const std::shared_ptr<Channel>& x) {
-        return run_on(*x, [&] { return x->variable("HSTATUS").value_or(""); });
+        return test::on_loop(*x, [&] { return x->variable("HSTATUS").value_or(""); });
     };
     CHECK(h_of(c).empty());  // its dialplan stopped without running h
-    CHECK(run_on(*c, [&] { return c->variable("AFTER").has_value(); }) == false);
+    CHECK(test::on_loop(*c, [&] { return c->variable("AFTER").has_value(); }) == false);
 
     // B hangs up: its Dial ends C, the channel it owns now.
     b->request_hangup(cause::normal_clearing);

@@ -22,14 +22,6 @@ namespace {
 
 struct SilentDriver final : ChannelDriver {};
 
-template <class F>
-auto run_on(Channel& c, F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    asio::post(c.loop(), [&task] { task(); });
-    return result.get();
-}
-
 struct Pair {
     test::TestCore t;
     Registration tech;
@@ -43,7 +35,7 @@ struct Pair {
         REQUIRE(b);
     }
     ~Pair() {
-        for (auto& c : {a, b}) run_on(*c, [&] { t.core->end_channel(c); });
+        for (auto& c : {a, b}) test::on_loop(*c, [&] { t.core->end_channel(c); });
     }
     std::future<BridgeEnd> bridged() {
         auto p = std::make_shared<std::promise<BridgeEnd>>();
@@ -58,7 +50,7 @@ struct Pair {
                         p->set_value(r);
                 }));
         });
-        run_on(*a, [] {});
+        test::on_loop(*a, [] {});
         return f;
     }
 };
@@ -72,7 +64,7 @@ TEST_CASE("redirect: ends the bridge of the redirected leg and waits there to be
     p.t.core->redirect(p.b, Channel::Redirect{"phones", "1003", 1, nullptr});
     REQUIRE(end.wait_for(2s) == std::future_status::ready);
     CHECK(end.get() == BridgeEnd::b_redirected);
-    run_on(*p.b, [&] {
+    test::on_loop(*p.b, [&] {
         CHECK(p.b->redirect_pending());
         auto r = p.b->take_redirect();
         REQUIRE(r);
@@ -91,7 +83,7 @@ TEST_CASE("redirect: the awaiting leg too, with a channel to bridge to") {
     p.t.core->redirect(p.a, Channel::Redirect{{}, {}, 1, p.b});
     REQUIRE(end.wait_for(2s) == std::future_status::ready);
     CHECK(end.get() == BridgeEnd::a_redirected);
-    run_on(*p.a, [&] {
+    test::on_loop(*p.a, [&] {
         auto r = p.a->take_redirect();
         REQUIRE(r);
         CHECK(r->bridge_to == p.b);
@@ -101,7 +93,7 @@ TEST_CASE("redirect: the awaiting leg too, with a channel to bridge to") {
 TEST_CASE("redirect: the transferee goes on even when the transferer hangs up at once") {
     Pair p;
     auto end = p.bridged();
-    run_on(*p.a, [&] {
+    test::on_loop(*p.a, [&] {
         p.b->set_redirect(Channel::Redirect{"ctx", "200", 1, nullptr});
         p.a->on_hangup(cause::normal_clearing);
     });
@@ -111,11 +103,11 @@ TEST_CASE("redirect: the transferee goes on even when the transferer hangs up at
 
 TEST_CASE("redirect: a channel already hung up is left alone; ending one drops its redirect") {
     Pair p;
-    run_on(*p.b, [&] { p.b->on_hangup(cause::normal_clearing); });
+    test::on_loop(*p.b, [&] { p.b->on_hangup(cause::normal_clearing); });
     p.t.core->redirect(p.b, Channel::Redirect{"ctx", "200", 1, nullptr});
-    run_on(*p.b, [] {});
-    run_on(*p.b, [&] { CHECK_FALSE(p.b->redirect_pending()); });
-    run_on(*p.a, [&] {
+    test::on_loop(*p.b, [] {});
+    test::on_loop(*p.b, [&] { CHECK_FALSE(p.b->redirect_pending()); });
+    test::on_loop(*p.a, [&] {
         p.a->set_redirect(Channel::Redirect{{}, {}, 1, p.b});
         p.t.core->end_channel(p.a);
         CHECK_FALSE(p.a->redirect_pending());

@@ -398,13 +398,18 @@ class Phone:
             text = data.decode(errors="replace")
             if text.startswith("SIP/2.0"):
                 self._responses.put(text)
-            elif text.startswith("OPTIONS "):
-                self.options.append(text.split(" ")[1])
-                head = text.split("\r\n\r\n")[0].split("\r\n")
-                keep = [l for l in head[1:] if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
-                keep = [l + ";tag=phone" if l.lower().startswith("to:") and "tag=" not in l else l for l in keep]
-                answer = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
-                self.peer.sock.sendto(answer.encode(), addr)
+            else:
+                self._request(text, addr)
+
+    def _request(self, text, addr):
+        """A request from the PBX; a subclass answers more than OPTIONS."""
+        if text.startswith("OPTIONS "):
+            self.options.append(text.split(" ")[1])
+            head = text.split("\r\n\r\n")[0].split("\r\n")
+            keep = [l for l in head[1:] if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+            keep = [l + ";tag=phone" if l.lower().startswith("to:") and "tag=" not in l else l for l in keep]
+            answer = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+            self.peer.sock.sendto(answer.encode(), addr)
 
     def _response(self, wait=2.0):
         import queue
