@@ -131,6 +131,12 @@ void SipService::start() {
     config.udp_rcvbuf = s->general.udp_rcvbuf;
     config.debug = s->general.sipdebug;
     config.force_rport = s->general.nat.force_rport;
+    // The stack's own idle limit (30 minutes) would close a registered
+    // phone's connection while its registration still runs; the phone,
+    // behind NAT, could then not be called. Unauthenticated connections are
+    // the connection guard's (tcpauthtimeout).
+    config.stream_idle =
+        std::max<std::chrono::seconds>(std::chrono::minutes(30), s->general.maxexpiry + std::chrono::seconds(64));
     config.tls = s->general.tls.enabled;
     config.tls_port = s->general.tls.port;
     config.tls_certfile = s->general.tls.certfile;

@@ -600,6 +600,7 @@ bool SofiaAgent::Impl::bind(std::string& error) {
         // SDP is Tandem's (sdp.hpp), not the stack's offer/answer engine.
         NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1), NUTAG_EARLY_MEDIA(1), NUTAG_ONLY183_100REL(1),
         NTATAG_SERVER_RPORT(config.force_rport ? 2 : 1), TPTAG_LOG(config.debug ? 1 : 0),
+        TPTAG_IDLE(static_cast<unsigned>(std::min<std::int64_t>(config.stream_idle.count(), 4'000'000) * 1000)),
         // One block per message for the parser's header objects instead of a
         // malloc each: the transient messages of a set-up no longer leave
         // holes between a call's long-lived objects (3 KiB less RSS per held

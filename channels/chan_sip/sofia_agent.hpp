@@ -60,6 +60,10 @@ struct AgentConfig {
     std::uint32_t udp_rcvbuf = 0;  // bytes for the UDP socket's receive buffer; 0: system default
     bool debug = false;            // log every message in and out
     bool force_rport = true;       // answer to the source port even without ;rport (nat=force_rport)
+    // How long a TCP/TLS connection that authenticated may stay unused before
+    // the stack closes it: at least a registration's life, so that a phone
+    // behind NAT stays reachable over the connection it registered on.
+    std::chrono::seconds stream_idle{1800};
     // TLS listener on tls_port when enabled: certificate and key (PEM files),
     // optional CA file for client certificates.
     bool tls = false;
