@@ -43,6 +43,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 SIPP = shutil.which("sipp")
+# Signalling transport, from --transport: "udp", or "tcp" (SIPp opens one
+# connection per call, so Tandem's TCP accept path and its connection guard
+# are part of the figures; media stays RTP over UDP).
+TRANSPORT = "udp"
 CLK = os.sysconf("SC_CLK_TCK")
 SECRET = "Bench-caller-Loopback!"
 RTP_START, RTP_END = 10000, 60000
@@ -131,7 +135,10 @@ class Pbx:
     (`uac` calls in, `uas` is called), one digest user (`caller`), every call
     to any number goes Dial(SIP/uas/${EXTEN})."""
 
-    def __init__(self, build, uac_port, uas_port):
+    def __init__(self, build, uac_port, uas_port, trust_uac=True):
+        # Over TCP the UAC's source ports are ephemeral: its peer is then
+        # matched by address only (insecure=port), unless the run is about
+        # digest callers from the same address (trust_uac=False).
         self.build = build
         self.dir = tempfile.mkdtemp(prefix="tandem-sipbench-")
         self.conf = os.path.join(self.dir, "etc")
@@ -172,7 +179,7 @@ jbenable = no
         self._write("sip.conf", f"""[general]
 bindaddr = 127.0.0.1
 bindport = {self.port}
-transport = udp
+transport = {"udp,tcp" if TRANSPORT == "tcp" else "udp"}
 context = bench
 realm = tandem
 alwaysauthreject = yes
@@ -187,7 +194,7 @@ allow = ulaw
 type = peer
 host = 127.0.0.1
 port = {uac_port}
-insecure = invite
+insecure = {"port,invite" if TRANSPORT == "tcp" and trust_uac else "invite"}
 context = bench
 qualify = no
 
@@ -195,6 +202,7 @@ qualify = no
 type = peer
 host = 127.0.0.1
 port = {uas_port}
+transport = {TRANSPORT}
 context = bench
 qualify = no
 
@@ -288,8 +296,11 @@ SIPP_BUFFER = 4 << 20
 
 
 def sipp_cmd(scenario, *args):
-    return [SIPP, "-sf", os.path.join(HERE, scenario), "-i", "127.0.0.1", "-t", "u1", "-nostdin",
-            "-max_socket", "60000", "-buff_size", str(SIPP_BUFFER), *args]
+    mode = {"udp": "u1", "tcp": "tn"}[TRANSPORT]
+    # SIPp refuses (over TCP) more sockets than the open files limit allows.
+    sockets = min(60000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100)
+    return [SIPP, "-sf", os.path.join(HERE, scenario), "-i", "127.0.0.1", "-t", mode, "-nostdin",
+            "-max_socket", str(sockets), "-buff_size", str(SIPP_BUFFER), *args]
 
 
 def stop_proc(p):
@@ -397,7 +408,7 @@ def rate_step(pbx, work, uac_port, rate, seconds, hold_ms, auth):
 def run_rate(args, auth):
     work = tempfile.mkdtemp(prefix="sipbench-")
     uac_port, uas_port = free_port(), free_port()
-    pbx = Pbx(args.build, uac_port, uas_port).start()
+    pbx = Pbx(args.build, uac_port, uas_port, trust_uac=not auth).start()
     uas = start_uas(work, uas_port)
     label = "digest auth" if auth else "no auth (insecure=invite)"
     print(f"\n== call rate, {label}: {args.step_seconds} s per step, hold {args.hold_ms} ms, no media")
@@ -425,6 +436,11 @@ def run_rate(args, auth):
             pbx_wait_idle(pbx, 15)
         if pbx.channels() > 0:
             print(f"   note: {pbx.channels()} channels still up at the end")
+        if TRANSPORT == "tcp":
+            # Connections the guard closed for want of authentication (tcpauthtimeout,
+            # tcpauthlimit): none of a load generator's should be.
+            m = re.search(r"Closed unauthenticated: (\d+)", pbx.rx("sip show status")[1])
+            print(f"   TCP connections closed by the connection guard: {m.group(1) if m else '?'}")
         if args.linger > 0 and pbx.proc.poll() is None:
             # The SIP stack keeps each finished transaction for 64*T1 (32 s)
             # to absorb retransmissions: memory after the ramp is mostly that,
@@ -617,14 +633,19 @@ def main():
     ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--setup-rate", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--transport", choices=["udp", "tcp"], default="udp",
+                    help="SIP signalling transport (tcp: one connection per call from the UAC)")
     args = ap.parse_args()
+    global TRANSPORT
+    TRANSPORT = args.transport
     args.rates = [int(x) for x in args.rates.split(",")]
     args.calls = [int(x) for x in args.calls.split(",")]
     if not SIPP:
         print("sipp is not installed: nothing measured")
         return 0
     soft, hard = raise_fd_limit()
-    print(f"SIP benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+    print(f"SIP benchmark over {TRANSPORT.upper()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} cores, "
           f"load {load():.1f}, open files limit {soft}, RTP ports {RTP_START}-{RTP_END} "
           f"({(RTP_END - RTP_START) // 2} sessions)")
     try:
