@@ -161,6 +161,18 @@ with t:
     check(other.sock.version() is not None, "another address still connects over TLS")
     other.close()
 
+    # --- the stack's idle limit follows maxexpiry (registrations keep their connection)
+    sip_conf = os.path.join(t.conf, "sip.conf")
+    with open(sip_conf) as f:
+        text = f.read()
+    with open(sip_conf, "w") as f:
+        f.write(re.sub(r"(?m)^maxexpiry = \d+", "maxexpiry = 7200", text))
+    status, _ = t.rx("module reload chan_sip")
+    check(status == 0 and t.wait_for(lambda: "how long an unused TCP/TLS connection is kept (3664 s, from maxexpiry)"
+                                     in t.log(), timeout=3),
+          "a reload that changes maxexpiry says the connections' idle limit (maxexpiry 3600 + 64 s) stays until "
+          "chan_sip is loaded again")
+
     # The stack frees what it closed: no descriptor stays behind.
     check(t.wait_for(lambda: open_sockets(t) <= baseline, timeout=5),
           f"the PBX's sockets are back to {baseline} ({open_sockets(t)})")
