@@ -87,22 +87,17 @@ ConnectionGuard::Sweep ConnectionGuard::sweep(const std::vector<StreamConnection
 
 namespace {
 
-SocketAddress address_of(const inet_diag_msg& m) {
-    SocketAddress a;
-    a.port = ntohs(m.id.idiag_dport);
-    if (m.idiag_family == AF_INET) {
-        a.ip = IpAddress::v4(ntohl(m.id.idiag_dst[0]));
-    } else {
-        std::array<std::uint8_t, 16> bytes{};
-        std::memcpy(bytes.data(), m.id.idiag_dst, bytes.size());
-        a.ip = IpAddress::v6(bytes);  // a mapped IPv4 address becomes IPv4
-    }
-    return a;
+// An address of a sock_diag record (idiag_src or idiag_dst).
+IpAddress ip_of(int family, const __be32 (&words)[4]) {
+    if (family == AF_INET) return IpAddress::v4(ntohl(words[0]));
+    std::array<std::uint8_t, 16> bytes{};
+    std::memcpy(bytes.data(), words, bytes.size());
+    return IpAddress::v6(bytes);  // a mapped IPv4 address becomes IPv4
 }
 
 // One sock_diag dump of the established TCP sockets of `family`.
-bool dump(int fd, int family, const std::vector<std::uint16_t>& ports, std::vector<StreamConnection>& out,
-          std::string& error) {
+bool dump(int fd, int family, const std::vector<std::uint16_t>& ports, const std::optional<IpAddress>& local,
+          std::vector<StreamConnection>& out, std::string& error) {
     struct {
         nlmsghdr header;
         inet_diag_req_v2 request;
@@ -140,9 +135,10 @@ bool dump(int fd, int family, const std::vector<std::uint16_t>& ports, std::vect
             }
             if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
             auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-            auto local = ntohs(m->id.idiag_sport);
-            if (std::find(ports.begin(), ports.end(), local) == ports.end()) continue;
-            out.push_back({local, address_of(*m), m->idiag_inode});
+            auto port = ntohs(m->id.idiag_sport);
+            if (std::find(ports.begin(), ports.end(), port) == ports.end()) continue;
+            if (local && ip_of(m->idiag_family, m->id.idiag_src) != *local) continue;
+            out.push_back({port, {ip_of(m->idiag_family, m->id.idiag_dst), ntohs(m->id.idiag_dport)}, m->idiag_inode});
         }
     }
 }
@@ -150,14 +146,17 @@ bool dump(int fd, int family, const std::vector<std::uint16_t>& ports, std::vect
 }  // namespace
 
 std::optional<std::vector<StreamConnection>> established_connections(const std::vector<std::uint16_t>& ports,
+                                                                     const std::optional<IpAddress>& local,
                                                                      std::string& error) {
+    // A wildcard listener's connections may have any local address.
+    auto only = local && local->valid() && !local->is_unspecified() ? local : std::nullopt;
     int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) {
         error = std::string("sock_diag socket: ") + std::strerror(errno);
         return std::nullopt;
     }
     std::vector<StreamConnection> out;
-    bool ok = dump(fd, AF_INET, ports, out, error) && dump(fd, AF_INET6, ports, out, error);
+    bool ok = dump(fd, AF_INET, ports, only, out, error) && dump(fd, AF_INET6, ports, only, out, error);
     ::close(fd);
     if (!ok) return std::nullopt;
     return out;

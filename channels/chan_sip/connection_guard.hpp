@@ -103,9 +103,12 @@ private:
 };
 
 // The established TCP connections (IPv4 and IPv6) whose local port is one of
-// `ports`, from the kernel (sock_diag); nullopt with `error` when the kernel
-// cannot tell.
+// `ports` and, unless `local` is unset or a wildcard, whose local address is
+// `local` (another server may listen on the same port at another address),
+// from the kernel (sock_diag); nullopt with `error` when the kernel cannot
+// tell.
 std::optional<std::vector<StreamConnection>> established_connections(const std::vector<std::uint16_t>& ports,
+                                                                     const std::optional<IpAddress>& local,
                                                                      std::string& error);
 
 // Shuts down (both ways) the sockets of this process that are `connections`,

@@ -968,7 +968,7 @@ void SofiaAgent::Impl::sweep_connections() {
     }
     if (ports.empty() || !guard.enabled() || shutting_down) return;
     std::string error;
-    auto open = established_connections(ports, error);
+    auto open = established_connections(ports, IpAddress::parse(config.bindaddr), error);
     if (!open) {
         if (!guard_failed)
             log.warning("cannot list the TCP/TLS connections ({}): tcpauthtimeout and tcpauthlimit are not enforced",

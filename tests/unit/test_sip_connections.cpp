@@ -134,7 +134,7 @@ TEST_CASE("sip connections: peers known by address count as authenticated; limit
     CHECK(guard_with(5s, 0).enabled());
 }
 
-TEST_CASE("sip connections: the kernel lists the connections on a listening port and one can be shut down") {
+TEST_CASE("sip connections: the kernel lists the connections on our address and port, and one can be shut down") {
     int listener = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(listener >= 0);
     sockaddr_in addr{};
@@ -159,8 +159,23 @@ TEST_CASE("sip connections: the kernel lists the connections on a listening port
         client_ports[i] = ntohs(local.sin_port);
     }
 
+    // Another server on the same port at another address: not ours.
+    int other = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in other_addr = addr;
+    other_addr.sin_addr.s_addr = htonl(0x7f000002);  // 127.0.0.2
+    REQUIRE(::bind(other, reinterpret_cast<sockaddr*>(&other_addr), sizeof other_addr) == 0);
+    REQUIRE(::listen(other, 8) == 0);
+    int other_client = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(::connect(other_client, reinterpret_cast<sockaddr*>(&other_addr), sizeof other_addr) == 0);
+    int other_accepted = ::accept(other, nullptr, nullptr);
+    REQUIRE(other_accepted >= 0);
+
     std::string error;
-    auto listed = established_connections({port}, error);
+    auto everything = established_connections({port}, std::nullopt, error);
+    REQUIRE_MESSAGE(everything, error);
+    CHECK(everything->size() >= 3);                                                           // any local address
+    CHECK(established_connections({port}, IpAddress::parse("0.0.0.0"), error)->size() >= 3);  // a wildcard
+    auto listed = established_connections({port}, IpAddress::parse("127.0.0.1"), error);
     REQUIRE_MESSAGE(listed, error);
     REQUIRE(listed->size() == 2);  // the accepted ends; the clients' ends have other local ports
     for (auto& c : *listed) {
@@ -183,5 +198,6 @@ TEST_CASE("sip connections: the kernel lists the connections on a listening port
     CHECK(shut_down_connections({conn(1, 1)}, error) == 0);
 
     for (int i = 0; i < 2; ++i) ::close(clients[i]), ::close(accepted[i]);
+    ::close(other_client), ::close(other_accepted), ::close(other);
     ::close(listener);
 }
