@@ -244,9 +244,7 @@ awaitable<int> show_status(Service weak, CliRequest& r) {
     else
         r.out.print("Overload guard:     off (overloadqueue=0)\n");
     r.out.print("Refused (overload): {}\n", o.refused);
-    bool streams =
-        std::find(g.transports.begin(), g.transports.end(), Transport::tcp) != g.transports.end() || g.tls.enabled;
-    if (streams) {
+    if (g.listens_on_streams()) {
         auto c = agent.connections();
         r.out.print(
             "TCP/TLS connections: {} authenticated, {} not yet (limit {}, closed after {})\n", c.authenticated,

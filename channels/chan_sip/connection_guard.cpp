@@ -61,7 +61,7 @@ ConnectionGuard::Sweep ConnectionGuard::sweep(const std::vector<StreamConnection
         next.emplace(key, s);
     }
     // Marks for connections the kernel has not listed yet (authenticated
-    // between two sweeps, or still in the listen queue) wait one more sweep.
+    // between two sweeps, or still in the listen queue) wait up to 5 s.
     for (auto& [key, s] : seen_)
         if (!s.listed && now - s.since < std::chrono::seconds(5)) next.try_emplace(key, s);
 
@@ -79,8 +79,6 @@ ConnectionGuard::Sweep ConnectionGuard::sweep(const std::vector<StreamConnection
     }
     out.unauthenticated = waiting.size();
     seen_ = std::move(next);
-    last_unauthenticated_ = out.unauthenticated;
-    last_authenticated_ = out.authenticated;
     closed_total_ += out.timed_out.size() + out.over_limit.size();
     return out;
 }

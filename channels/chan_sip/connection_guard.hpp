@@ -82,9 +82,7 @@ public:
     // is no longer in it is forgotten. Returns what to close.
     Sweep sweep(const std::vector<StreamConnection>& open, Clock::time_point now);
 
-    // For `sip show status`: counts as of the last sweep.
-    std::size_t unauthenticated() const { return last_unauthenticated_; }
-    std::size_t authenticated_count() const { return last_authenticated_; }
+    // Connections swept out (timed out or over the limit) since start.
     std::uint64_t closed_total() const { return closed_total_; }
 
 private:
@@ -98,7 +96,6 @@ private:
     Limits limits_;
     std::vector<IpAddress> trusted_;
     std::map<Key, Seen> seen_;
-    std::size_t last_unauthenticated_ = 0, last_authenticated_ = 0;
     std::uint64_t closed_total_ = 0;
 };
 

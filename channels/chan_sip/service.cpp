@@ -101,9 +101,7 @@ std::vector<std::string> SipService::set_settings(std::shared_ptr<const Settings
                             "again (still listening on {}:{})",
                             a.bindaddr, a.bindport));
         if (a.useragent != b.useragent) kept.push_back("useragent changes take effect when chan_sip is loaded again");
-        bool streams =
-            std::find(a.transports.begin(), a.transports.end(), Transport::tcp) != a.transports.end() || a.tls.enabled;
-        if (streams && a.maxexpiry != b.maxexpiry)
+        if (a.listens_on_streams() && a.maxexpiry != b.maxexpiry)
             kept.push_back(
                 fmt::format("maxexpiry applies to new registrations now; how long an unused TCP/TLS "
                             "connection is kept ({} s, from maxexpiry) changes when chan_sip is loaded "

@@ -557,8 +557,7 @@ ParsedSettings parse_settings(const config::File& file, std::string_view default
         if (!g.tls.cafile.empty()) readable("tlscafile", g.tls.cafile);
         if (g.tls.verify_client && g.tls.cafile.empty())
             errors.push_back({where(go, "tlsverifyclient", gsec), "tlsverifyclient=yes needs tlscafile"});
-        if (g.tls.port == g.bindport &&
-            std::find(g.transports.begin(), g.transports.end(), Transport::tcp) != g.transports.end())
+        if (g.tls.port == g.bindport && g.listens_tcp())
             errors.push_back({where(go, "tlsbindport", gsec), "tlsbindport must differ from bindport when TCP is on"});
     }
     g.context = go.str("context");

@@ -18,6 +18,7 @@
 
 #include <tandem/config.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -110,6 +111,11 @@ struct GeneralSettings {
     std::string bindaddr = "0.0.0.0";
     std::uint16_t bindport = 5060;
     std::vector<Transport> transports{Transport::udp};
+    bool listens_tcp() const {
+        return std::find(transports.begin(), transports.end(), Transport::tcp) != transports.end();
+    }
+    // TCP or TLS: connections that the connection guard watches.
+    bool listens_on_streams() const { return listens_tcp() || tls.enabled; }
     std::uint32_t udp_rcvbuf = 4u << 20;  // bytes; 0 keeps the system's default
     // Overload guard: new INVITEs and REGISTERs get 503 + Retry-After while
     // more than this share (percent) of the UDP receive buffer waits unread.

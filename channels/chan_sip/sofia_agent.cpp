@@ -983,8 +983,8 @@ void SofiaAgent::Impl::sweep_connections() {
     if (sweep.timed_out.empty() && sweep.over_limit.empty()) return;
     auto closing = sweep.timed_out;
     closing.insert(closing.end(), sweep.over_limit.begin(), sweep.over_limit.end());
-    auto shut = shut_down_connections(closing, error);
-    guard_closed += shut;
+    shut_down_connections(closing, error);
+    guard_closed = guard.closed_total();
     auto name = [&](const StreamConnection& c) {
         return fmt::format("{} {}", config.tls && c.local_port == config.tls_port ? "TLS" : "TCP", c.remote.str());
     };

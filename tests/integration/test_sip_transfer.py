@@ -87,13 +87,6 @@ class WaitingPhone(Phone):
         m = re.search(rf"(?im)^{name}:\s*(.*)$", text)
         return m.group(1).strip() if m else ""
 
-    def _reply(self, text, addr, status="200 OK", extra="", body=""):
-        head = text.split("\r\n\r\n")[0].split("\r\n")
-        keep = [l for l in head[1:] if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
-        lines = "\r\n".join(keep) + ("\r\n" + extra if extra else "")
-        msg = f"SIP/2.0 {status}\r\n{lines}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-        self.peer.sock.sendto(msg.encode(), addr)
-
     def _request(self, text, addr):
         method = text.split(" ", 1)[0]
         self.requests.append(method)
@@ -109,8 +102,7 @@ class WaitingPhone(Phone):
                 self.dialogs.append(known)
             sdp = ("v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                    f"m=audio {40000 + 2 * len(self.dialogs)} RTP/AVP 8 0\r\na=sendrecv\r\n")
-            answer = text.replace(f"To: {known['local']}", f"To: {known['local']};tag={known['tag']}", 1)
-            self._reply(answer, addr, extra=f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n"
+            self._reply(text, addr, to_tag=known["tag"], extra=f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n"
                         "Content-Type: application/sdp", body=sdp)
         elif method in ("NOTIFY", "BYE"):
             self._reply(text, addr)

@@ -405,11 +405,18 @@ class Phone:
         """A request from the PBX; a subclass answers more than OPTIONS."""
         if text.startswith("OPTIONS "):
             self.options.append(text.split(" ")[1])
-            head = text.split("\r\n\r\n")[0].split("\r\n")
-            keep = [l for l in head[1:] if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
-            keep = [l + ";tag=phone" if l.lower().startswith("to:") and "tag=" not in l else l for l in keep]
-            answer = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
-            self.peer.sock.sendto(answer.encode(), addr)
+            self._reply(text, addr, to_tag="phone")
+
+    def _reply(self, request, addr, status="200 OK", extra="", body="", to_tag=None):
+        """Answers `request` to `addr`: its Via, From, To (with `to_tag` when it
+        has none), Call-ID and CSeq, then `extra` header lines and `body`."""
+        head = request.split("\r\n\r\n")[0].split("\r\n")
+        keep = [l for l in head[1:] if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+        if to_tag:
+            keep = [l + f";tag={to_tag}" if l.lower().startswith("to:") and "tag=" not in l else l for l in keep]
+        lines = "\r\n".join(keep) + ("\r\n" + extra if extra else "")
+        msg = f"SIP/2.0 {status}\r\n{lines}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        self.peer.sock.sendto(msg.encode(), addr)
 
     def _response(self, wait=2.0):
         import queue
