@@ -343,8 +343,10 @@ struct SofiaAgent::Impl {
 
     // --- Sofia thread only ---
     ConnectionGuard guard;
-    bool guard_failed = false;  // the kernel could not list connections: said once
-    std::vector<int> udp_fds;   // the stack's UDP sockets, for their receive queues
+    std::vector<std::uint16_t> stream_ports;  // TCP and TLS listening ports (set at bind)
+    std::optional<IpAddress> stream_address;  // and their address
+    bool guard_failed = false;                // the kernel could not list connections: said once
+    std::vector<int> udp_fds;                 // the stack's UDP sockets, for their receive queues
     Clock::time_point overload_since;
     std::uint64_t refused_in_episode = 0;
     su_root_t* root = nullptr;
@@ -640,6 +642,10 @@ bool SofiaAgent::Impl::bind(std::string& error) {
     }
     // The UDP socket's STUN guard is there before any ban.
     if (udp) apply_bans({});
+    // The listening ports whose connections the connection guard watches.
+    if (tcp) stream_ports.push_back(config.port);
+    if (config.tls) stream_ports.push_back(config.tls_port);
+    stream_address = IpAddress::parse(config.bindaddr);
     tick_timer = su_timer_create(su_root_task(root), tick_ms);
     if (!tick_timer || su_timer_set_for_ever(tick_timer, &Impl::on_tick, this) < 0) {
         error = "cannot start the SIP timer";
@@ -954,10 +960,6 @@ void SofiaAgent::Impl::begin_shutdown() {
 }
 
 void SofiaAgent::Impl::sweep_connections() {
-    std::vector<std::uint16_t> ports;
-    if (std::find(config.transports.begin(), config.transports.end(), Transport::tcp) != config.transports.end())
-        ports.push_back(config.port);
-    if (config.tls) ports.push_back(config.tls_port);
     guard.set_limits({std::chrono::seconds(guard_timeout_s.load()), guard_limit.load()});
     {
         std::lock_guard lock(mu);
@@ -966,9 +968,9 @@ void SofiaAgent::Impl::sweep_connections() {
             guard_trusted_applied = guard_trusted_generation;
         }
     }
-    if (ports.empty() || !guard.enabled() || shutting_down) return;
+    if (stream_ports.empty() || !guard.enabled() || shutting_down) return;
     std::string error;
-    auto open = established_connections(ports, IpAddress::parse(config.bindaddr), error);
+    auto open = established_connections(stream_ports, stream_address, error);
     if (!open) {
         if (!guard_failed)
             log.warning("cannot list the TCP/TLS connections ({}): tcpauthtimeout and tcpauthlimit are not enforced",
