@@ -273,11 +273,15 @@ bool SessionImpl::accept_source(const udp::endpoint& from, std::uint16_t seq) {
         if (cfg_.symmetric && from != remote_rtp_) lock_source(from);
         return true;
     }
-    if (locked_) return from == locked_addr_;
+    if (locked_ && from == locked_addr_) return true;
+    // The address the peer signalled is taken at once, and wins the stream
+    // back from a source learnt before it spoke (a stray or injected stream
+    // that got its packets in first).
     if (signalled_.port() != 0 && from == signalled_) {
         lock_source(from);
         return true;
     }
+    if (locked_) return false;
     if (candidate_count_ > 0 && from == candidate_ && seq == static_cast<std::uint16_t>(candidate_seq_ + 1))
         ++candidate_count_;
     else {

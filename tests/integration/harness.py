@@ -4,6 +4,7 @@ Copies configs/ into a fresh temporary directory, points every directory of
 tandem.conf into it, starts `tandem -f`, and drives it with `tandem -rx`.
 Everything is bounded in time and the process is always stopped.
 """
+import fcntl
 import os
 import re
 import shutil
@@ -20,6 +21,10 @@ MODULE_DIR = os.environ.get("TANDEM_MODULE_DIR", "")
 
 failures = 0
 
+# RTP ports for the PBXs under test: slots of RTP_SLOT ports below the
+# ephemeral range (where free_port() and the phones' media ports come from).
+RTP_FIRST, RTP_SLOT, RTP_SLOTS = 10000, 1000, 22
+
 
 def free_port():
     """A UDP and TCP port nobody on 127.0.0.1 uses right now."""
@@ -34,6 +39,26 @@ def free_port():
             except OSError:
                 continue
     raise RuntimeError("no free port")
+
+
+def rtp_slot():
+    """(first port, lock file) of an RTP range no other running test holds.
+
+    Parallel tests must not share RTP ports: when one test's call ends, its
+    peer may go on sending to the port for a moment, and another PBX that
+    took the port would learn that stream as its own caller's. A slot is held
+    by an flock on its file until released (or the process exits). None when
+    every slot is taken; the PBX then keeps rtp.conf's range."""
+    start = os.getpid() % RTP_SLOTS
+    for i in range(RTP_SLOTS):
+        slot = (start + i) % RTP_SLOTS
+        f = open(os.path.join(tempfile.gettempdir(), f"tandem-it-rtp-{slot}.lock"), "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return RTP_FIRST + slot * RTP_SLOT, f
+        except OSError:
+            f.close()
+    return None
 
 
 def check(cond, what):
@@ -77,6 +102,16 @@ class Tandem:
             self.tls_port = free_port()
             text = re.sub(r"(?m)^tlsbindport\s*=.*$", f"tlsbindport = {self.tls_port}", text)
             with open(sip_conf, "w") as f:
+                f.write(text)
+        # And its own RTP ports.
+        first, self.rtp_lock = rtp_slot() or (None, None)
+        rtp_conf = os.path.join(self.conf, "rtp.conf")
+        if first and os.path.exists(rtp_conf):
+            with open(rtp_conf) as f:
+                text = f.read()
+            text = re.sub(r"(?m)^rtpstart\s*=.*$", f"rtpstart = {first}", text)
+            text = re.sub(r"(?m)^rtpend\s*=.*$", f"rtpend = {first + RTP_SLOT - 1}", text)
+            with open(rtp_conf, "w") as f:
                 f.write(text)
         if edit:
             edit(self.conf)
@@ -135,6 +170,9 @@ class Tandem:
 
     def cleanup(self):
         self.stop()
+        if self.rtp_lock:
+            self.rtp_lock.close()
+            self.rtp_lock = None
         # A sanitizer build (-DTANDEM_SANITIZE=ON) reports on Tandem's
         # stderr, leaks at exit included: any report fails the test.
         log = self.log()

@@ -260,6 +260,34 @@ TEST_CASE("rtp: strict RTP learns a new source after probation, then latches") {
     CHECK(loose->remote().second == y.port());
 }
 
+TEST_CASE("rtp: the signalled address wins the stream back from a source learnt before it") {
+    Fixture fx;
+    auto s = fx.make();
+    Peer signalled, stray;
+    s->set_remote(localhost, signalled.port());
+    s->set_send_format(Format::ulaw, 0);
+    Collected got;
+    s->set_frame_handler(got.handler());
+    // A stream from elsewhere gets in first and is learnt after probation.
+    for (int i = 0; i < 4; ++i) stray.next(s->local_port());
+    REQUIRE(fx.run_until([&] { return got.frames.size() == 1; }));
+    CHECK(s->remote().second == stray.port());
+    // The phone starts sending from the address it signalled: it is taken at
+    // once, and what Tandem sends goes to it from then on.
+    signalled.next(s->local_port());
+    REQUIRE(fx.run_until([&] { return got.frames.size() == 2; }));
+    CHECK(s->remote().second == signalled.port());
+    CHECK(s->write(ulaw_frame(9)));
+    REQUIRE(fx.run_until([&] { return !signalled.drain().empty(); }));
+    CHECK(stray.drain().empty());
+    // The stray is refused now, even in sequence.
+    auto foreign = s->stats().foreign;
+    for (int i = 0; i < 6; ++i) stray.next(s->local_port());
+    REQUIRE(fx.run_until([&] { return s->stats().foreign == foreign + 6; }));
+    CHECK(got.frames.size() == 2);
+    CHECK(s->remote().second == signalled.port());
+}
+
 TEST_CASE("rtp: RFC 4733 events give one begin and one end despite retransmissions") {
     Fixture fx;
     auto s = fx.make();
