@@ -216,6 +216,24 @@ awaitable<bool> wait_free(Channel& self, Channel& other) {
     }
 }
 
+// A channel a transfer hands over from another loop joins the loop of its
+// new owner (`self`) first. When it cannot (it hangs up, its previous owner
+// does not let go, its driver cannot move), nobody owns it any more: it is
+// ended where it is, and false.
+awaitable<bool> join_loop_of(Core& core, Channel& self, const std::shared_ptr<Channel>& other) {
+    if (&other->loop() == &self.loop()) co_return true;
+    if (co_await move_channel(other, self.loop(), 3s)) {
+        core.log().info("{}: transfer: {} moved to this channel's event loop", self.name(), other->name());
+        co_return true;
+    }
+    core.log().notice("{}: transfer: {} could not join this channel's loop; hanging it up", self.name(), other->name());
+    post_to_channel(other, [&core](Channel* c) {
+        if (!c->hangup_cause()) c->set_hangup_cause(cause::temporary_failure);
+        core.end_channel(c->shared_from_this());
+    });
+    co_return false;
+}
+
 // A channel no dialplan runs, owned by a pair coroutine: ended with it
 // unless handed on.
 struct Owned {
@@ -252,6 +270,10 @@ awaitable<std::optional<Channel::Redirect>> run_pair(Core& core, std::shared_ptr
                                                      std::shared_ptr<Channel> x) {
     Owned other{core, std::move(x)};
     for (;;) {
+        if (!co_await join_loop_of(core, *p, other.chan)) {
+            other.chan = nullptr;  // ended on its own loop
+            co_return std::nullopt;
+        }
         if (!co_await wait_free(*p, *other.chan)) {
             core.log().notice("{}: transfer: {} did not become free; hanging up", p->name(), other.chan->name());
             co_return std::nullopt;
@@ -533,6 +555,7 @@ awaitable<AppResult> dial(Channel& caller, const AppArgs& args) {
         }
         // Connected to the channel the transfer names, which Dial owns from now on.
         peer = std::move(r->bridge_to);
+        if (!co_await join_loop_of(core, caller, peer)) co_return AppResult::hangup;
         winner = &legs.add(peer);
         if (!co_await wait_free(caller, *peer)) {
             log.notice("{}: Dial: transfer to {} failed: it did not become free", caller.name(), peer->name());

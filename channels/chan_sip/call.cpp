@@ -77,7 +77,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
         : service(std::move(svc)),
           table(std::move(t)),
           work(std::move(w)),
-          loop(l),
+          loop(&l),
           log(std::move(lg)),
           outbound(out) {}
     ~SipCall() {
@@ -100,7 +100,9 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     // Every closure and timer the call puts on its loop goes through here
     // (service.hpp), so that chan_sip's unload can cancel and wait for them.
     std::shared_ptr<LoopWork> work;
-    asio::io_context& loop;
+    // Changes only when the channel moves (move_channel), on the old loop and
+    // under the table's lock, which the Sofia thread holds to read it.
+    asio::io_context* loop;
     Log log;
     bool outbound;
     std::weak_ptr<Channel> channel;
@@ -178,10 +180,10 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     // Runs `f` on the call's loop: at once when already there, else posted.
     template <class F>
     void on_loop(F f) {
-        if (loop.get_executor().running_in_this_thread())
+        if (loop->get_executor().running_in_this_thread())
             f();
         else
-            work->post(loop, std::move(f));
+            work->post(*loop, std::move(f));
     }
 
     SofiaAgent* agent() {
@@ -280,16 +282,17 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     // send nothing) and hangs up at rtptimeout.
     void watch_media() {
         if (rtptimeout.count() == 0 || !rtp || media_watch) return;
-        media_watch = work->timer(loop);
+        media_watch = work->timer(*loop);
         seen_packets = rtp->stats().packets_received;
         silent_for = std::chrono::seconds(0);
         arm_media_watch();
     }
     void arm_media_watch() {
         media_watch->expires_after(std::chrono::seconds(1));
-        work->wait(*media_watch, [weak = weak_from_this()](const boost::system::error_code& ec) {
+        work->wait(*media_watch, [weak = weak_from_this(), at = loop](const boost::system::error_code& ec) {
             auto self = weak.lock();
-            if (ec || !self || self->state != State::up || !self->rtp) return;
+            // A call that has moved to another loop watches from there.
+            if (ec || !self || self->loop != at || self->state != State::up || !self->rtp) return;
             auto received = self->rtp->stats().packets_received;
             // Either side holding may stop the phone's RTP.
             if (received != self->seen_packets || self->held || self->holding || self->want_hold) {
@@ -317,7 +320,7 @@ struct SipCall : std::enable_shared_from_this<SipCall> {
     // to send its BYE (RFC 5589), then send ours (nothing if it did).
     // The timer is cancelled when chan_sip stops (the agent is gone then).
     void bye_later() {
-        auto timer = work->timer(loop);
+        auto timer = work->timer(*loop);
         timer->expires_after(std::chrono::seconds(5));
         work->wait(*timer, [timer, self = shared_from_this()](const boost::system::error_code& ec) {
             if (ec) return;
@@ -441,7 +444,7 @@ void SipCall::on_reoffer_answer(const CallEvent& e) {
         std::uniform_int_distribution<int> steps(outbound ? 210 : 0, outbound ? 400 : 200);
         auto delay = std::chrono::milliseconds(10 * steps(rd));
         log.debug("{}: re-INVITE met 491; again in {} ms", name(), delay.count());
-        glare_timer = work->timer(loop);
+        glare_timer = work->timer(*loop);
         glare_timer->expires_after(delay);
         work->wait(*glare_timer, [weak = weak_from_this()](const boost::system::error_code& ec) {
             auto self = weak.lock();
@@ -647,7 +650,7 @@ void SipCall::on_refer(const CallEvent& e) {
     auto& core = c->core();
     auto peer = c->peer_name().empty() ? nullptr : core.find_channel(c->peer_name());
     // Only a party bridged to this leg (each the other's peer) is transferred.
-    if (!peer || peer->hungup() || peer == c || &peer->loop() != &loop || peer->peer_name() != c->name())
+    if (!peer || peer->hungup() || peer == c || &peer->loop() != loop || peer->peer_name() != c->name())
         return refuse(603, "the call is not connected to anyone to transfer");
 
     a->call_refer_answer(id, 202);
@@ -690,25 +693,27 @@ void SipCall::on_refer(const CallEvent& e) {
         target_peer->peer_name() != other_chan->name())
         return fail(481, "Call/Transaction Does Not Exist", "the call the Replaces names is not connected here");
     outcome.target_channel = target_peer->name();
-    if (&other->loop != &loop || &target_peer->loop() != &loop || target_peer == peer)
-        return fail(503, "Service Unavailable", "the two calls live on different event loops");
+    if (target_peer == peer) return fail(503, "Service Unavailable", "the two calls live on different event loops");
     // The new bridge is driven by a leg that runs a dialplan; the other is
     // let go by whoever has it (a bare redirect): a callee its Dial owns, or,
     // when both parties called the transferer (the call-waiting case), a
     // caller waiting in Dial, whose dialplan then stops and leaves it to the
-    // other caller's Dial.
-    if (owned_by_dial(*target_peer) || (in_dial(*peer) && in_dial(*target_peer))) {
+    // other caller's Dial. The target may live on another loop (its Dial
+    // then moves it to the peer's): what is written to it goes through its
+    // own loop, before the redirect.
+    const bool let_target_go = owned_by_dial(*target_peer) || (in_dial(*peer) && in_dial(*target_peer));
+    if (!let_target_go && !owned_by_dial(*peer))
+        return fail(503, "Service Unavailable", "the parties run applications that cannot hand them over");
+    post_to_channel(target_peer, [by = c->name()](Channel* ch) { ch->set_variable("ATTENDEDTRANSFER", by); });
+    peer->set_variable("ATTENDEDTRANSFER", c->name());
+    if (let_target_go) {
         core.redirect(target_peer, Channel::Redirect{});
         core.redirect(peer, Channel::Redirect{{}, {}, 1, target_peer});
-    } else if (owned_by_dial(*peer)) {
+    } else {
         core.redirect(peer, Channel::Redirect{});
         core.redirect(target_peer, Channel::Redirect{{}, {}, 1, peer});
-    } else {
-        return fail(503, "Service Unavailable", "the parties run applications that cannot hand them over");
     }
     log.info("{}: attended transfer: {} connected to {}", c->name(), peer->name(), target_peer->name());
-    peer->set_variable("ATTENDEDTRANSFER", c->name());
-    target_peer->set_variable("ATTENDEDTRANSFER", c->name());
     transferred = true;
     a->call_notify(id, sipfrag(200, "OK"), true);
     report(200);
@@ -839,6 +844,26 @@ public:
 
     bool handles_hold() const override { return call_->passthrough; }
 
+    // A call moves with its channel when nothing of it waits on its loop but
+    // the media watch: no re-INVITE of ours in flight, no in-band DTMF sender.
+    bool can_move(const Channel&) const override {
+        auto& c = *call_;
+        return c.state == SipCall::State::up && !c.reoffering && !inband_;
+    }
+    void leave_loop(Channel&, boost::asio::io_context& to) override {
+        auto& c = *call_;
+        if (c.media_watch) c.media_watch->cancel();
+        c.media_watch.reset();
+        {
+            // The Sofia thread posts the call's events to the loop it reads here.
+            std::lock_guard lock(c.table->mu);
+            c.loop = &to;
+        }
+        if (c.rtp) c.rtp->move_to(to);
+        if (c.video_rtp) c.video_rtp->move_to(to);
+    }
+    void join_loop(Channel&) override { call_->watch_media(); }
+
     RtpSession* rtp() override { return call_->rtp.get(); }
     RtpSession* video_rtp() override {
         auto& c = *call_;
@@ -894,7 +919,7 @@ bool open_media(Core& core, SipCall& call, const Settings& s, const std::string&
     RtpSessionOptions o;
     o.name = label;
     std::string error;
-    call.rtp = engine->create(call.loop, o, error);
+    call.rtp = engine->create(*call.loop, o, error);
     if (!call.rtp) {
         call.log.warning("{}: no RTP port: {}", label, error);
         return false;
@@ -906,7 +931,7 @@ bool open_media(Core& core, SipCall& call, const Settings& s, const std::string&
         RtpSessionOptions vo;
         vo.name = label + " video";
         vo.jitter_buffer = false;
-        call.video_rtp = engine->create(call.loop, vo, error);
+        call.video_rtp = engine->create(*call.loop, vo, error);
         // Without a port for video the call goes on with audio only.
         if (call.video_rtp)
             call.local.video_port = call.video_rtp->local_port();
@@ -955,7 +980,7 @@ void CallManager::on_invite(CallOffer offer) {
         std::lock_guard lock(table_->mu);
         auto& by_endpoint = table_->endpoint_loop;
         if (auto it = table_->by_dialog.find(offer.replaces); offer.replaces && it != table_->by_dialog.end())
-            loop = &it->second->loop;
+            loop = it->second->loop;
         else if (auto e = by_endpoint.find(offer.from_user); e != by_endpoint.end())
             loop = e->second;
         else if (auto d = by_endpoint.find(offer.request_user); d != by_endpoint.end())
@@ -970,20 +995,40 @@ void CallManager::on_invite(CallOffer offer) {
         table_->by_dialog[offer.call] = call;
         table_->add(call);
     }
-    work_->post(call->loop, [this, weak = service_.weak_from_this(), call, offer = std::move(offer)]() mutable {
+    work_->post(*call->loop, [this, weak = service_.weak_from_this(), call, offer = std::move(offer)]() mutable {
         if (auto svc = weak.lock()) handle_invite(call, std::move(offer));
     });
 }
 
+namespace {
+
+// Runs a call's event on its loop. An event queued on a loop the call has
+// left since (its channel moved) goes on to the new one: the move runs on the
+// old loop, so whatever was queued there before it ran first.
+void post_event(const std::shared_ptr<LoopWork>& work, std::shared_ptr<SipCall> call, asio::io_context* loop,
+                CallEvent event) {
+    work->post(*loop, [work, call = std::move(call), loop, event = std::move(event)]() mutable {
+        if (call->loop != loop) {
+            auto* now = call->loop;
+            return post_event(work, std::move(call), now, std::move(event));
+        }
+        call->on_event(event);
+    });
+}
+
+}  // namespace
+
 void CallManager::on_event(CallEvent event) {
     std::shared_ptr<SipCall> call;
+    asio::io_context* loop = nullptr;
     {
         std::lock_guard lock(table_->mu);
         auto it = table_->by_dialog.find(event.call);
         if (it == table_->by_dialog.end()) return;
         call = it->second;
+        loop = call->loop;
     }
-    work_->post(call->loop, [call, event = std::move(event)] { call->on_event(event); });
+    post_event(work_, std::move(call), loop, std::move(event));
 }
 
 void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer offer) {
@@ -1048,7 +1093,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
     {
         std::lock_guard lock(table_->mu);
         ++table_->per_endpoint[ep->name];
-        table_->endpoint_loop[ep->name] = &call->loop;
+        table_->endpoint_loop[ep->name] = call->loop;
     }
     call->counted = ep->name;
     call->endpoint = ep->name;
@@ -1081,7 +1126,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
         }
         replaced = old ? old->chan() : nullptr;
         if (replaced && !replaced->peer_name().empty()) replaced_peer = core_.find_channel(replaced->peer_name());
-        if (!replaced_peer || replaced->hungup() || replaced_peer->hungup() || &replaced_peer->loop() != &call->loop ||
+        if (!replaced_peer || replaced->hungup() || replaced_peer->hungup() || &replaced_peer->loop() != call->loop ||
             replaced_peer->peer_name() != replaced->name()) {
             log_.notice("INVITE with Replaces from {}: the replaced call is not connected to anyone here", ep->name);
             refuse(481);
@@ -1136,7 +1181,7 @@ void CallManager::handle_invite(const std::shared_ptr<SipCall>& call, CallOffer 
         call->answer_sdp = format_sdp(call->last_sdp);
     }
 
-    auto chan = core_.create_channel("SIP", "SIP/" + ep->name, std::make_unique<SipDriver>(call), call->loop);
+    auto chan = core_.create_channel("SIP", "SIP/" + ep->name, std::make_unique<SipDriver>(call), *call->loop);
     if (!chan) {
         refuse(503);
         return;
@@ -1186,7 +1231,7 @@ void CallManager::take_over(const std::shared_ptr<SipCall>& call, const std::sha
     // (the peer is not in a bridge), this channel is not left behind.
     core_.redirect(peer, Channel::Redirect{{}, {}, 1, chan});
     // Cancelled when chan_sip stops; the core has ended every channel by then.
-    auto timer = work_->timer(call->loop);
+    auto timer = work_->timer(*call->loop);
     timer->expires_after(std::chrono::seconds(5));
     work_->wait(*timer, [timer, chan, &core = core_](const boost::system::error_code& ec) {
         if (ec || chan->finished() || !chan->peer_name().empty()) return;

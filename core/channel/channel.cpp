@@ -5,6 +5,7 @@
 #include <tandem/moh.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -35,7 +36,7 @@ std::string_view to_string(ChannelState s) {
 Channel::Channel(Core& core, asio::io_context& loop, std::string name, std::string uniqueid,
                  std::unique_ptr<ChannelDriver> driver, Lease<ChannelTechnology> tech)
     : core_(core),
-      loop_(loop),
+      loop_(&loop),
       name_(std::move(name)),
       uniqueid_(std::move(uniqueid)),
       driver_(driver ? std::move(driver) : std::make_unique<ChannelDriver>()),
@@ -109,7 +110,7 @@ awaitable<bool> EventWaiter::wait(std::chrono::milliseconds timeout) {
 Channel::~Channel() = default;
 
 Channel::Media& Channel::media() {
-    if (!media_) media_ = std::make_unique<Media>(loop_);
+    if (!media_) media_ = std::make_unique<Media>(loop());
     return *media_;
 }
 
@@ -411,7 +412,7 @@ void Channel::call(std::chrono::milliseconds timeout) {
 
 awaitable<bool> Channel::sleep(std::chrono::milliseconds d) {
     if (hangup_requested_) co_return false;
-    asio::steady_timer timer(loop_);
+    asio::steady_timer timer(loop());
     timer.expires_after(d);
     // A hangup cancels the coroutine's operation: the await throws operation_aborted.
     co_await timer.async_wait(asio::use_awaitable);
@@ -420,7 +421,7 @@ awaitable<bool> Channel::sleep(std::chrono::milliseconds d) {
 
 awaitable<bool> Channel::wait_for_event(std::chrono::milliseconds timeout) {
     if (hangup_requested_) co_return true;
-    EventWaiter w(loop_);
+    EventWaiter w(loop());
     add_waiter(w);
     bool woke = co_await w.wait(timeout);
     remove_waiter(w);
@@ -434,9 +435,74 @@ void Channel::wake_waiters() {
     if (media_) media_->reader.notify();
 }
 
+void post_to_channel(std::shared_ptr<Channel> c, std::function<void(Channel*)> f) {
+    auto* loop = &c->loop();
+    asio::post(*loop, [c = std::move(c), f = std::move(f), loop]() mutable {
+        // Moved meanwhile (move_channel): on to its new loop.
+        if (&c->loop() != loop) return post_to_channel(std::move(c), std::move(f));
+        f(c.get());
+    });
+}
+
+bool Channel::movable() const {
+    return !finished_ && !hangup_requested_ && !redirect_ && waiters_.empty() && !music_playing_ && audio_taps_ == 0 &&
+           !observer_ && !(media_ && media_->reading) && driver_->can_move(*this);
+}
+
+void Channel::rehome(asio::io_context& to) {
+    driver_->leave_loop(*this, to);
+    loop_.store(&to, std::memory_order_release);
+    if (media_) {
+        // The read queue and translation paths move; the reader's waiter is
+        // the new loop's.
+        auto m = std::make_unique<Media>(to);
+        m->ring = std::move(media_->ring);
+        m->head = media_->head;
+        m->count = media_->count;
+        m->voice = media_->voice;
+        m->dropped = media_->dropped;
+        m->read_path = std::move(media_->read_path);
+        m->write_path = std::move(media_->write_path);
+        media_ = std::move(m);
+    }
+}
+
+awaitable<bool> move_channel(std::shared_ptr<Channel> c, asio::io_context& to, std::chrono::milliseconds patience) {
+    if (&c->loop() == &to) co_return true;
+    auto& from = c->loop();
+    // On the channel's loop: wait for it to be let go, then move it.
+    auto left = co_await asio::co_spawn(
+        from,
+        [c, &to, patience]() -> awaitable<bool> {
+            const auto deadline = std::chrono::steady_clock::now() + patience;
+            for (;;) {
+                if (c->hungup() || c->finished()) co_return false;
+                if (c->movable()) break;
+                auto wait =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+                if (wait.count() <= 0) {
+                    c->core().log().notice("{}: cannot move to another loop: {}", c->name(),
+                                           c->driver().can_move(*c) ? "still in use" : "its driver cannot move");
+                    co_return false;
+                }
+                // Nothing to wait on without becoming a waiter ourselves: poll.
+                asio::steady_timer t(c->loop());
+                t.expires_after(std::min(wait, std::chrono::milliseconds(20)));
+                co_await t.async_wait(asio::use_awaitable);
+            }
+            c->rehome(to);
+            co_return true;
+        },
+        asio::use_awaitable);
+    if (!left) co_return false;
+    // Back on `to`, where the channel lives now.
+    c->driver().join_loop(*c);
+    c->core().log().debug("{}: moved to another loop", c->name());
+    co_return true;
+}
+
 void Channel::request_hangup(int c) {
-    auto self = shared_from_this();
-    asio::post(loop_, [self, c] {
+    post_to_channel(shared_from_this(), [c](Channel* self) {
         if (self->finished_) return;
         if (!self->hangup_cause_) self->hangup_cause_ = c;
         if (self->hangup_requested_) return;

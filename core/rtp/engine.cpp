@@ -140,9 +140,9 @@ std::vector<std::shared_ptr<SessionImpl>> EngineImpl::sessions() const {
     return out;
 }
 
-std::shared_ptr<LoopScratch> EngineImpl::scratch_for(asio::io_context& loop) {
-    // Called with mu_ held.
-    auto& w = scratch_[&loop];
+std::shared_ptr<LoopScratch> scratch_for(SessionList& list, asio::io_context& loop) {
+    std::lock_guard lock(list.scratch_mu);
+    auto& w = list.scratch[&loop];
     auto s = w.lock();
     if (!s) {
         s = std::make_shared<LoopScratch>();
@@ -174,7 +174,7 @@ std::shared_ptr<RtpSession> EngineImpl::create(asio::io_context& loop, const Rtp
     if (next_port_ < first || next_port_ + 1 > last) next_port_ = first;
     std::shared_ptr<LoopScratch> scratch;
     try {
-        scratch = scratch_for(loop);  // the loop's buffers and MediaPoller
+        scratch = scratch_for(*list_, loop);  // the loop's buffers and MediaPoller
     } catch (const std::exception& e) {
         error = e.what();
         log_.warning("{}", error);

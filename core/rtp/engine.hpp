@@ -25,9 +25,14 @@ struct SessionList {
     // RTP ports (even; RTCP is the next one) our live sessions hold, indexed
     // by port / 2: the allocator skips them without a system call.
     std::vector<bool> ports_in_use = std::vector<bool>(32768, false);
+    // Each loop's buffers and MediaPoller, shared by its sessions.
+    std::mutex scratch_mu;
+    std::map<const boost::asio::io_context*, std::weak_ptr<LoopScratch>> scratch;
 };
 // Removes a closing session and frees its port pair (`rtp_port`, 0: none).
 void forget_session(SessionList& list, const SessionImpl* s, std::uint16_t rtp_port);
+// The scratch buffers and MediaPoller of `loop`, made at first use.
+std::shared_ptr<LoopScratch> scratch_for(SessionList& list, boost::asio::io_context& loop);
 
 class EngineImpl final : public RtpEngine {
 public:
@@ -49,13 +54,10 @@ public:
     std::vector<std::shared_ptr<SessionImpl>> sessions() const;
 
 private:
-    std::shared_ptr<LoopScratch> scratch_for(boost::asio::io_context& loop);
-
     Log log_;
     mutable std::mutex mu_;
     RtpSettings settings_;
     std::uint32_t next_port_ = 0;
-    std::map<const boost::asio::io_context*, std::weak_ptr<LoopScratch>> scratch_;
     std::shared_ptr<SessionList> list_ = std::make_shared<SessionList>(log_);
 };
 

@@ -88,11 +88,11 @@ SessionImpl::SessionImpl(std::shared_ptr<SessionList> list, asio::io_context& lo
                          std::shared_ptr<LoopScratch> scratch, MediaSocket rtp, MediaSocket rtcp, std::string name,
                          const SessionConfig& cfg, const JitterBufferConfig* jitter)
     : list_(std::move(list)),
-      loop_(loop),
+      loop_(&loop),
       scratch_(std::move(scratch)),
       rtp_sock_(std::move(rtp)),
       rtcp_sock_(std::move(rtcp)),
-      rtcp_timer_(loop),
+      rtcp_timer_(std::make_unique<asio::steady_timer>(loop)),
       name_(std::move(name)),
       cfg_(cfg) {
     socklen_t len = static_cast<socklen_t>(local_.capacity());
@@ -131,6 +131,11 @@ std::uint32_t SessionImpl::rand32() {
 }
 
 void SessionImpl::start() {
+    schedule_rtcp();
+    start_reading();
+}
+
+void SessionImpl::start_reading() {
     auto watch = [this](const MediaSocket& sock, bool rtcp) {
         auto slot = scratch_->poller->add(sock.fd(), weak_from_this(), rtcp);
         if (slot == MediaPoller::no_slot)
@@ -140,7 +145,6 @@ void SessionImpl::start() {
     };
     rtp_slot_ = watch(rtp_sock_, false);
     rtcp_slot_ = watch(rtcp_sock_, true);
-    schedule_rtcp();
 }
 
 // --- reading ---------------------------------------------------------------
@@ -437,9 +441,9 @@ void SessionImpl::deliver_voice(const RtpHeader& h, const std::uint8_t* payload,
 
 void SessionImpl::schedule_jb() {
     jb_timer_->expires_at(jb_next_);
-    jb_timer_->async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    jb_timer_->async_wait([w = weak_from_this(), gen = moves_.load()](const boost::system::error_code& ec) {
         if (ec) return;
-        if (auto s = w.lock(); s && !s->closed_) s->jb_tick();
+        if (auto s = w.lock(); s && !s->closed_ && s->moves_.load() == gen) s->jb_tick();
     });
 }
 
@@ -506,14 +510,14 @@ void SessionImpl::end_rx_event() {
 
 bool SessionImpl::can_relay_to(const RtpSession& peer) const {
     auto* o = dynamic_cast<const SessionImpl*>(&peer);
-    if (!o || o == this || closed_ || o->closed_ || &o->loop_ != &loop_) return false;
+    if (!o || o == this || closed_ || o->closed_ || o->loop_ != loop_) return false;
     auto f = receive_format();
     return f != Format::none && o->send_format_ == f;
 }
 
 void SessionImpl::relay_to(RtpSession* p) {
     auto* peer = p ? dynamic_cast<SessionImpl*>(p) : nullptr;
-    if (p && (!peer || peer == this || &peer->loop_ != &loop_ || peer->closed_ || closed_)) {
+    if (p && (!peer || peer == this || peer->loop_ != loop_ || peer->closed_ || closed_)) {
         list_->log.warning("{}: cannot relay to {}", name_, p->name());
         return;
     }
@@ -774,12 +778,12 @@ bool SessionImpl::send_dtmf_begin(char digit) {
 }
 
 void SessionImpl::schedule_dtmf() {
-    if (!dtmf_timer_) dtmf_timer_ = std::make_unique<asio::steady_timer>(loop_);
+    if (!dtmf_timer_) dtmf_timer_ = std::make_unique<asio::steady_timer>(*loop_);
     dtmf_timer_->expires_after(std::chrono::milliseconds(ptime_ms_));
-    dtmf_timer_->async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    dtmf_timer_->async_wait([w = weak_from_this(), gen = moves_.load()](const boost::system::error_code& ec) {
         if (ec) return;
         auto s = w.lock();
-        if (!s || s->closed_ || !s->dtmf_active_) return;
+        if (!s || s->closed_ || s->moves_.load() != gen || !s->dtmf_active_) return;
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - s->dtmf_start_).count();
         s->send_dtmf_packet(false, false, static_cast<std::uint32_t>(ms) * s->dtmf_clock_ / 1000);
         s->schedule_dtmf();
@@ -831,11 +835,11 @@ void SessionImpl::schedule_rtcp() {
     // sessions started together do not report in step.
     auto base = cfg_.rtcp_interval.count();
     auto ms = base / 2 + static_cast<std::int64_t>(rand32() % static_cast<std::uint32_t>(base + 1));
-    rtcp_timer_.expires_after(std::chrono::milliseconds(ms));
-    rtcp_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    rtcp_timer_->expires_after(std::chrono::milliseconds(ms));
+    rtcp_timer_->async_wait([w = weak_from_this(), gen = moves_.load()](const boost::system::error_code& ec) {
         if (ec) return;
         auto s = w.lock();
-        if (!s || s->closed_) return;
+        if (!s || s->closed_ || s->moves_.load() != gen) return;
         s->send_rtcp_report();
         s->schedule_rtcp();
     });
@@ -1022,8 +1026,7 @@ RtpStats SessionImpl::stats() const {
     return s;
 }
 
-void SessionImpl::close() {
-    if (closed_) return;
+void SessionImpl::stop_relays() {
     if (relay_peer_) {
         relay_peer_->relay_from_ = nullptr;
         relay_peer_ = nullptr;
@@ -1032,6 +1035,41 @@ void SessionImpl::close() {
         relay_from_->relay_peer_ = nullptr;
         relay_from_ = nullptr;
     }
+}
+
+bool SessionImpl::move_to(asio::io_context& to) {
+    if (closed_) return false;
+    if (&to == loop_) return true;
+    // Everything that ties the session to its loop: the relays (their peers
+    // stay behind), the old loop's poller and timers. A handler already
+    // queued there sees `moves_` changed and does nothing.
+    stop_relays();
+    ++moves_;
+    scratch_->poller->remove(rtp_slot_, rtp_sock_.fd());
+    scratch_->poller->remove(rtcp_slot_, rtcp_sock_.fd());
+    rtp_slot_ = rtcp_slot_ = MediaPoller::no_slot;
+    rtcp_timer_->cancel();
+    if (dtmf_timer_) dtmf_timer_->cancel();
+    if (jb_timer_) jb_timer_->cancel();
+    dtmf_active_ = false;
+    if (jb_) jb_->reset();
+    jb_running_ = false;
+    // The new loop's. Its poller is joined last: from that moment the new
+    // loop may read the sockets, and nothing here touches the session after.
+    loop_ = &to;
+    scratch_ = scratch_for(*list_, to);
+    rtcp_timer_ = std::make_unique<asio::steady_timer>(to);
+    dtmf_timer_.reset();
+    if (jb_timer_) jb_timer_ = std::make_unique<asio::steady_timer>(to);
+    list_->log.debug("{}: RTP session moved to another loop", name_);
+    schedule_rtcp();
+    start_reading();
+    return true;
+}
+
+void SessionImpl::close() {
+    if (closed_) return;
+    stop_relays();
     // RFC 3550 6.3.7: a participant that never sent RTP or RTCP sends no BYE
     // (a call refused or cancelled before media spares the peer a datagram to
     // a port it may not listen on).
@@ -1042,7 +1080,7 @@ void SessionImpl::close() {
     rtp_slot_ = rtcp_slot_ = MediaPoller::no_slot;
     rtp_sock_.close();
     rtcp_sock_.close();
-    rtcp_timer_.cancel();
+    rtcp_timer_->cancel();
     if (dtmf_timer_) dtmf_timer_->cancel();
     if (jb_timer_) jb_timer_->cancel();
     if (!delivering_) handler_ = nullptr;

@@ -53,7 +53,7 @@ public:
 
     bool can_relay_to(const RtpSession& peer) const override;
     void relay_to(RtpSession* peer) override;
-    boost::asio::io_context& loop() const override { return loop_; }
+    boost::asio::io_context& loop() const override { return *loop_; }
     const std::string& name() const override { return name_; }
     boost::asio::ip::address local_address() const override { return local_.address(); }
     std::uint16_t local_port() const override { return local_.port(); }
@@ -75,6 +75,7 @@ public:
     RtpStats stats() const override;
     void send_rtcp_report() override;
     void close() override;
+    bool move_to(boost::asio::io_context& to) override;
     bool closed() const override { return closed_; }
 
     // For the engine's `rtp show sessions`.
@@ -110,6 +111,8 @@ private:
     enum class SeqResult { ok, duplicate, drop };
     static const PayloadInfo& payload_info(Format f);
 
+    void start_reading();  // joins the loop's poller
+    void stop_relays();
     void on_rtp_readable();
     void on_rtcp_readable();
     void handle_rtp(std::uint8_t* data, std::size_t len, const sockaddr_storage& from, socklen_t fromlen,
@@ -140,11 +143,14 @@ private:
     std::uint32_t rand32();
 
     std::shared_ptr<SessionList> list_;
-    boost::asio::io_context& loop_;
+    boost::asio::io_context* loop_;
     std::shared_ptr<LoopScratch> scratch_;
+    // Bumped by move_to(): a timer's handler already queued on the old loop
+    // finds it changed and leaves the session alone.
+    std::atomic<std::uint32_t> moves_{0};
     MediaSocket rtp_sock_, rtcp_sock_;
     std::uint32_t rtp_slot_ = MediaPoller::no_slot, rtcp_slot_ = MediaPoller::no_slot;
-    boost::asio::steady_timer rtcp_timer_;
+    std::unique_ptr<boost::asio::steady_timer> rtcp_timer_;
     std::unique_ptr<boost::asio::steady_timer> dtmf_timer_;  // made at the first digit sent
     std::unique_ptr<boost::asio::steady_timer> jb_timer_;
     std::unique_ptr<JitterBuffer> jb_;

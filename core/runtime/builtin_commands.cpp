@@ -50,12 +50,19 @@ struct ChannelSnapshot {
     ChannelState state = ChannelState::down;
 };
 
+// Resumes the calling coroutine on the channel's loop, following it should it
+// move to another loop meanwhile.
+awaitable<void> visit(const Channel& c) {
+    do co_await asio::post(asio::bind_executor(c.executor(), asio::use_awaitable));
+    while (!c.loop().get_executor().running_in_this_thread());
+}
+
 // A channel's fields belong to its loop: visit each channel there, then come back.
 awaitable<std::vector<ChannelSnapshot>> snapshot_channels(CoreImpl& core) {
     auto home = co_await asio::this_coro::executor;
     std::vector<ChannelSnapshot> out;
     for (auto& c : core.channels()) {
-        co_await asio::post(asio::bind_executor(c->executor(), asio::use_awaitable));
+        co_await visit(*c);
         if (c->finished()) continue;
         out.push_back({c->name(), c->uniqueid(), c->context(), c->exten(), c->last_app(), c->last_data(), c->priority(),
                        c->state()});
@@ -178,6 +185,39 @@ void register_builtin_commands(CoreImpl& core, std::vector<Registration>& out) {
             if (!concise)
                 r.out.print("{} active channel{}\n{} calls processed\n", chans.size(), chans.size() == 1 ? "" : "s",
                             core.calls_processed());
+            co_return cli_status::ok;
+        });
+
+    add({"core", "show", "channel"}, "Show one channel in detail",
+        "Usage: core show channel NAME\n  State, caller, dialplan position, application, the channel it is bridged "
+        "or dialled to, the event loop it lives on, and its variables.",
+        [&core](CliRequest& r) -> awaitable<int> {
+            if (r.args.size() != 1) co_return cli_status::usage;
+            auto c = core.find_channel(r.args[0]);
+            if (!c) {
+                r.out.print("No channel named '{}'\n", r.args[0]);
+                co_return cli_status::failure;
+            }
+            auto home = co_await asio::this_coro::executor;
+            co_await visit(*c);
+            std::size_t loop = 0;
+            while (loop < core.loop_count() && &core.loop(loop) != &c->loop()) ++loop;
+            std::string text;
+            auto line = [&](std::string_view k, std::string_view v) { text += fmt::format("{:<18}{}\n", k, v); };
+            line("Name:", c->name());
+            line("UniqueID:", c->uniqueid());
+            line("State:", to_string(c->state()));
+            line("Caller ID:", c->caller().number.empty() ? "(N/A)" : c->caller().number);
+            line("Caller ID name:", c->caller().name.empty() ? "(N/A)" : c->caller().name);
+            line("Location:", fmt::format("{}@{}:{}", c->exten(), c->context(), c->priority()));
+            line("Application:",
+                 c->last_app().empty() ? std::string("(None)") : c->last_app() + "(" + c->last_data() + ")");
+            line("Bridged/dialled:", c->peer_name().empty() ? "(None)" : c->peer_name());
+            line("Event loop:", loop < core.loop_count() ? std::to_string(loop) : "?");
+            text += "Variables:\n";
+            for (auto& v : c->variables()) text += fmt::format("  {}={}\n", v.name, v.value);
+            co_await asio::post(asio::bind_executor(home, asio::use_awaitable));
+            r.out.print("{}", text);
             co_return cli_status::ok;
         });
 

@@ -512,13 +512,13 @@ void CoreImpl::start_application(std::shared_ptr<Channel> chan, std::string app,
 }
 
 void CoreImpl::redirect(std::shared_ptr<Channel> chan, Channel::Redirect to) {
-    asio::post(chan->loop(), [this, chan, to = std::move(to)]() mutable {
-        if (chan->hungup()) return;
-        log_.info("{}: redirected {}", chan->name(),
+    post_to_channel(chan, [this, to = std::move(to)](Channel* c) mutable {
+        if (c->hungup()) return;
+        log_.info("{}: redirected {}", c->name(),
                   to.bridge_to       ? "to a bridge with " + to.bridge_to->name()
                   : to.exten.empty() ? std::string("out of its bridge, to be taken over")
                                      : fmt::format("to {}@{}:{}", to.exten, to.context, to.priority));
-        chan->set_redirect(std::move(to));
+        c->set_redirect(std::move(to));
     });
 }
 

@@ -35,6 +35,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -94,6 +95,15 @@ public:
     // channel does, or plays its own music): indicate(Indication::hold) then
     // starts no music on hold in the core (tandem/moh.hpp).
     virtual bool handles_hold() const { return false; }
+    // Moving the channel to another loop (see move_channel()): can_move()
+    // says whether the driver can follow; leave_loop() is called on the old
+    // loop, while nothing runs on the channel, and must leave nothing there
+    // that touches the channel later; join_loop() is called on the new loop.
+    // A driver that keeps nothing bound to its loop moves as it is; the
+    // default is not to move.
+    virtual bool can_move(const Channel&) const { return false; }
+    virtual void leave_loop(Channel&, boost::asio::io_context& /*to*/) {}
+    virtual void join_loop(Channel&) {}
 };
 
 // Wakes one coroutine that waits for events on several channels at once (a
@@ -158,8 +168,10 @@ public:
     const std::string& uniqueid() const { return uniqueid_; }
     std::string_view technology() const;
     Core& core() const { return core_; }
-    boost::asio::io_context& loop() const { return loop_; }
-    boost::asio::any_io_executor executor() const { return loop_.get_executor(); }
+    // The channel's loop: fixed, except that move_channel() may move a channel
+    // nothing runs on (any thread may read it).
+    boost::asio::io_context& loop() const { return *loop_.load(std::memory_order_acquire); }
+    boost::asio::any_io_executor executor() const { return loop().get_executor(); }
     ChannelDriver& driver() const { return *driver_; }
 
     // --- state ---
@@ -362,8 +374,15 @@ public:
     bool finished() const { return finished_; }
 
 private:
+    friend awaitable<bool> move_channel(std::shared_ptr<Channel> c, boost::asio::io_context& to,
+                                        std::chrono::milliseconds patience);
+    // On the old loop: whether nothing but its driver ties the channel to its
+    // loop, and the move itself.
+    bool movable() const;
+    void rehome(boost::asio::io_context& to);
+
     Core& core_;
-    boost::asio::io_context& loop_;
+    std::atomic<boost::asio::io_context*> loop_;
     std::string name_, uniqueid_;
     std::unique_ptr<ChannelDriver> driver_;
     Lease<ChannelTechnology> tech_;
@@ -411,5 +430,19 @@ private:
     void queue_frame(const Frame& f);
     boost::asio::cancellation_signal hangup_signal_;
 };
+
+// Runs `f` on the channel's loop, from any thread: posted there, and posted
+// on should the channel have moved to another loop in the meantime.
+void post_to_channel(std::shared_ptr<Channel> c, std::function<void(Channel*)> f);
+
+// Moves channel `c` to loop `to`, for a new owner that runs there: a transfer
+// that connects parties of two loops. Call it on `to`. It waits (up to
+// `patience`) on the channel's loop until its previous owner has let it go
+// (no redirect pending, no music playing, nothing waiting on it), then the
+// driver leaves the old loop and joins `to`. False, with the channel left
+// where it was, when it hangs up first, is not let go in time, or its driver
+// cannot move; true at once when it is on `to` already.
+awaitable<bool> move_channel(std::shared_ptr<Channel> c, boost::asio::io_context& to,
+                             std::chrono::milliseconds patience);
 
 }  // namespace tandem

@@ -227,6 +227,14 @@ public:
     virtual bool set_srtp(const SrtpCrypto& local, const SrtpCrypto& remote) = 0;
     virtual bool srtp_active() const = 0;
 
+    // --- moving ---
+    // Moves the session to loop `to` (its channel moves there: a transfer
+    // connects parties of two loops). Call it on the session's current loop;
+    // from then on use it on `to` only. It stops relaying, drops a DTMF event
+    // in progress and the jitter buffer's content, and keeps everything else
+    // (sockets, remote, payload types, SRTP, statistics). False when closed.
+    virtual bool move_to(boost::asio::io_context& to) = 0;
+
     // --- statistics and end ---
     virtual RtpStats stats() const = 0;
     // Sends an RTCP report now (SR if we sent since the last one, else RR).

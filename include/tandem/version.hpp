@@ -18,7 +18,9 @@
 // 6: the event bus gained PeerStatus, Registry and Transfer (a larger Event variant).
 // 8: Channel and ChannelRequest carry the call's hop budget (max_forwards).
 // 9: AppResult::released (an application handed its channel to another owner).
-#define TANDEM_SDK_REVISION 9
+// 10: channels can move between loops (ChannelDriver::can_move/leave_loop/join_loop,
+//     RtpSession::move_to, move_channel, post_to_channel).
+#define TANDEM_SDK_REVISION 10
 
 #define TANDEM_STRINGIFY2(x) #x
 #define TANDEM_STRINGIFY(x) TANDEM_STRINGIFY2(x)

@@ -15,13 +15,19 @@ with SIPp phones on loopback:
     both and connects them (REFER with Replaces): the two callers' calls
     share an event loop, the second caller's dialplan hands it over, B and
     C are connected, and hanging up one ends the other.
+(g) the same through a number that is not the phone's name (5001, a DID
+    routed to 1001), so the two callers' calls land on different event
+    loops: the second caller is moved to the first one's loop and the
+    transfer succeeds the same way.
 
 Needs app_dial (skipped, and said so, when the module is not built)."""
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
 
@@ -45,6 +51,8 @@ exten => b,1,Dial(SIP/b@127.0.0.1:{B_PORT},20)
 exten => c,1,Dial(SIP/c@127.0.0.1:{C_PORT},20)
  same => n,Hangup()
 exten => 1001,1,Dial(SIP/1001,20)
+ same => n,Hangup()
+exten => 5001,1,Dial(SIP/1001,20)
  same => n,Hangup()
 exten => 1003,1,Verbose(1,XFERTEST blind transfer from ${{BLINDTRANSFER}})
  same => n,Dial(SIP/c@127.0.0.1:{C_PORT},20)
@@ -301,6 +309,73 @@ with t:
             t.rx(f"channel request hangup {name.group(1)}")
         ended(b, "1002 hung up by the console: BYE")
         ended(c, "1004 gets a BYE as its party is gone")
+        check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
+    else:
+        b.kill()
+        c.kill()
+    phone.close()
+
+    # --- (g) call waiting through a DID: the callers live on different loops ----
+    def loop_of(prefix):
+        _, chans = t.rx("core show channels concise")
+        m = re.search(rf"(?m)^({re.escape(prefix)}-[^!]+)!", chans)
+        if not m:
+            return None
+        _, detail = t.rx(f"core show channel {m.group(1)}")
+        m = re.search(r"(?m)^Event loop:\s+(\d+)", detail)
+        return m.group(1) if m else None
+
+    phone = WaitingPhone("1001", SECRETS["1001"], port)
+    check(phone.register() == 200, "1001 registers again")
+    b, b_dialog = logged_call(t, port, "5001", "did-b", user="1002")
+    c, c_dialog = logged_call(t, port, "5001", "did-c", user="1004")
+    check(b_dialog is not None and c_dialog is not None and len(phone.dialogs) == 2,
+          f"1002 and then 1004 call 5001, routed to 1001, which answers both ({len(phone.dialogs)} calls)")
+    if len(phone.dialogs) == 2:
+        first, second = phone.dialogs
+        loops = (loop_of("SIP/1002"), loop_of("SIP/1004"))
+        check(None not in loops and loops[0] != loops[1],
+              f"the two callers live on different event loops ({loops}; `core show channel`)")
+        pbx_tag = re.search(r"tag=([^;>\s]+)", second["remote"]).group(1)
+        replaces = urllib.parse.quote(f"{second['call_id']};to-tag={pbx_tag};from-tag={second['tag']}", safe="")
+        status = phone.refer(first, f"sip:1004@{me}?Replaces={replaces}")
+        check(status == 202, f"REFER with Replaces across loops: 202 ({status})")
+        check(t.wait_for(lambda: any(n.startswith("SIP/2.0 200") for n in phone.notifies), timeout=10),
+              f"the final NOTIFY says SIP/2.0 200 OK ({phone.notifies}):\n" + t.log()[-2000:])
+        check(t.wait_for(lambda: set(phone.byes) >= {first["call_id"], second["call_id"]}, timeout=10),
+              "the PBX ends both of the phone's calls")
+        check(re.search(r"SIP/1002-\S+: transfer: SIP/1004-\S+ moved to this channel's event loop", t.log())
+              is not None, "the second caller is moved to the first one's event loop")
+        check(re.search(r"SIP/1002-\S+: Dial: transfer: connected to SIP/1004-", t.log()) is not None,
+              "the first caller's Dial connects it to the second")
+        check(loop_of("SIP/1004") == loops[0], f"1004's channel now lives on 1002's loop ({loop_of('SIP/1004')})")
+        _, chans = t.rx("core show channels")
+        check("SIP/1001-" not in chans and "SIP/1002-" in chans and "SIP/1004-" in chans,
+              "only the two callers are left:\n" + chans)
+        # Media after the move: 1004's phone (a socket here, learnt by strict
+        # RTP after a few packets in sequence) sends to its session, which now
+        # lives on 1002's loop, and the bridge relays it to 1002's leg.
+        _, sessions = t.rx("rtp show sessions")
+        m = re.search(r"(?m)^SIP/1004\S*\s+(\d+)\s", sessions)
+        check(m is not None, "1004's RTP session is listed:\n" + sessions)
+        if m:
+            before = sent(t, "SIP/1002")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp_out:
+                rtp_out.bind(("127.0.0.1", 0))
+                for i in range(25):
+                    rtp_out.sendto(struct.pack("!BBHII", 0x80, 0, 100 + i, 160 * i, 0x4004) + bytes([0xFF] * 160),
+                                   ("127.0.0.1", int(m.group(1))))
+                    time.sleep(0.02)
+            check(t.wait_for(lambda: sent(t, "SIP/1002") - before >= 20, timeout=5),
+                  f"what 1004's phone sends after the move reaches 1002's leg ({sent(t, 'SIP/1002') - before} "
+                  "of 25 packets; the first ones teach strict RTP the source)")
+        # The moved call still hears its phone's signalling: 1004 hangs up
+        # (a BYE handled on its new loop) and 1002 gets the BYE.
+        name = re.search(r"(SIP/1004-\S+)", chans)
+        if name:
+            t.rx(f"channel request hangup {name.group(1)}")
+        ended(c, "1004, hung up by the console on its new loop: BYE")
+        ended(b, "1002 gets a BYE as its party is gone")
         check(t.wait_for(lambda: t.channel_count() == 0, timeout=5), "no channel left")
     else:
         b.kill()

@@ -59,6 +59,7 @@ public:
     void send_rtcp_report() override {}
     void close() override {}
     bool closed() const override { return false; }
+    bool move_to(boost::asio::io_context&) override { return false; }
 
 private:
     asio::io_context& loop_;

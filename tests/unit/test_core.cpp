@@ -266,7 +266,7 @@ TEST_CASE("core: CLI dispatch, usage, completion") {
     auto c = complete_cli_line(*t.core, "core sh");
     CHECK(c == std::vector<std::string>{"show"});
     c = complete_cli_line(*t.core, "core show ch");
-    CHECK(c == std::vector<std::string>{"channels"});
+    CHECK(c == std::vector<std::string>{"channel", "channels"});
     c = complete_cli_line(*t.core, "module unload chan_l");
     CHECK(c == std::vector<std::string>{"chan_local"});
     c = complete_cli_line(*t.core, "logger set level w");

@@ -22,10 +22,22 @@ struct Seen {
     std::mutex mu;
     std::vector<Indication> indications;
     std::vector<Frame> written;
+    std::map<std::string, int> left, joined;  // loop moves, by channel name
 };
 
 struct CallerDriver final : ChannelDriver {
-    explicit CallerDriver(std::shared_ptr<Seen> s) : seen(std::move(s)) {}
+    explicit CallerDriver(std::shared_ptr<Seen> s, bool movable = true) : seen(std::move(s)), movable(movable) {}
+    bool can_move(const Channel&) const override { return movable; }
+    void leave_loop(Channel& c, boost::asio::io_context&) override {
+        CHECK(c.loop().get_executor().running_in_this_thread());
+        std::lock_guard lock(seen->mu);
+        ++seen->left[c.name()];
+    }
+    void join_loop(Channel& c) override {
+        CHECK(c.loop().get_executor().running_in_this_thread());
+        std::lock_guard lock(seen->mu);
+        ++seen->joined[c.name()];
+    }
     void indicate(Channel&, Indication i) override {
         std::lock_guard lock(seen->mu);
         seen->indications.push_back(i);
@@ -35,6 +47,7 @@ struct CallerDriver final : ChannelDriver {
         seen->written.push_back(f);
     }
     std::shared_ptr<Seen> seen;
+    bool movable;
 };
 
 const char* plan = R"(
@@ -355,4 +368,64 @@ TEST_CASE("Dial: a caller let go by a transfer is handed over: its dialplan stop
     CHECK(fx.t.wait_for([&] { return core.channel_count() == 0; }, 5s));
     CHECK(h_of(c).empty());
     CHECK(h_of(b) == "ANSWER");
+}
+
+TEST_CASE("Dial: a caller let go on another loop moves to the loop of the Dial that takes it") {
+    // The call-waiting transfer again, with B and C on different loops: C is
+    // moved to B's loop (driver leaves, then joins) before B's Dial bridges them.
+    DialFixture fx;
+    auto& core = *fx.t.core;
+    REQUIRE(fx.t.core->loop_count() >= 2);
+    auto caller = [&](const char* name, std::size_t loop, bool movable) {
+        auto c =
+            core.create_channel("DialTest", name, std::make_unique<CallerDriver>(fx.seen, movable), core.loop(loop));
+        REQUIRE(c);
+        c->set_variable("DEST", "Local/s@long");
+        c->set_variable("TIMEOUT", "10");
+        c->set_position("caller", "s", 1);
+        core.start_pbx(c);
+        return c;
+    };
+    auto bridged_to = [&](const std::shared_ptr<Channel>& x) {
+        return test::on_loop(*x, [&] { return x->peer_name(); });
+    };
+    auto moves = [&](std::map<std::string, int> Seen::*which, const std::shared_ptr<Channel>& x) {
+        std::lock_guard lock(fx.seen->mu);
+        return ((*fx.seen).*which)[x->name()];
+    };
+
+    SUBCASE("moved, bridged, and ended with its new owner") {
+        auto b = caller("DialTest/b", 0, true);
+        auto c = caller("DialTest/c", 1, true);
+        REQUIRE(fx.t.wait_for(
+            [&] { return core.channel_count() == 6 && !bridged_to(b).empty() && !bridged_to(c).empty(); }));
+        CHECK(&c->loop() == &core.loop(1));
+        core.redirect(c, Channel::Redirect{});
+        core.redirect(b, Channel::Redirect{{}, {}, 1, c});
+        CHECK(fx.t.wait_for([&] { return core.channel_count() == 2 && bridged_to(b) == c->name(); }));
+        CHECK(&c->loop() == &core.loop(0));
+        CHECK(bridged_to(c) == b->name());
+        CHECK(moves(&Seen::left, c) == 1);
+        CHECK(moves(&Seen::joined, c) == 1);
+        CHECK(moves(&Seen::left, b) == 0);
+        std::this_thread::sleep_for(200ms);
+        CHECK_FALSE(c->finished());
+        // A hangup asked from any thread reaches C on its new loop.
+        b->request_hangup(cause::normal_clearing);
+        CHECK(fx.t.wait_for([&] { return b->finished() && c->finished(); }, 5s));
+        CHECK(fx.t.wait_for([&] { return core.channel_count() == 0; }, 5s));
+    }
+    SUBCASE("a driver that cannot move: C is hung up where it is, and so is B") {
+        auto b = caller("DialTest/b", 0, true);
+        auto c = caller("DialTest/c", 1, false);
+        REQUIRE(fx.t.wait_for(
+            [&] { return core.channel_count() == 6 && !bridged_to(b).empty() && !bridged_to(c).empty(); }));
+        core.redirect(c, Channel::Redirect{});
+        core.redirect(b, Channel::Redirect{{}, {}, 1, c});
+        CHECK(fx.t.wait_for([&] { return b->finished() && c->finished(); }, 10s));
+        CHECK(&c->loop() == &core.loop(1));
+        CHECK(c->hangup_cause() == cause::temporary_failure);
+        CHECK(moves(&Seen::left, c) == 0);
+        CHECK(fx.t.wait_for([&] { return core.channel_count() == 0; }, 5s));
+    }
 }

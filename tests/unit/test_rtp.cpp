@@ -288,6 +288,61 @@ TEST_CASE("rtp: the signalled address wins the stream back from a source learnt 
     CHECK(s->remote().second == signalled.port());
 }
 
+TEST_CASE("rtp: a session moved to another loop is read there, keeps its stream and stops relaying") {
+    Fixture fx;
+    asio::io_context other;
+    auto run_other_until = [&](auto p) {
+        auto deadline = std::chrono::steady_clock::now() + 2000ms;
+        for (;;) {
+            if (p()) return true;
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            other.restart();
+            other.run_for(2ms);
+        }
+    };
+    auto s = fx.make({.name = "moving"});
+    auto partner = fx.make({.name = "partner"});
+    Peer phone, partner_phone;
+    s->set_remote(localhost, phone.port());
+    s->set_send_format(Format::ulaw, 0);
+    partner->set_remote(localhost, partner_phone.port());
+    partner->set_send_format(Format::ulaw, 0);
+    Collected got;
+    bool on_other = true;
+    s->set_frame_handler([&](const Frame& f) {
+        on_other = on_other && (got.frames.empty() || other.get_executor().running_in_this_thread());
+        got.frames.push_back(f);
+    });
+    phone.next(s->local_port());
+    REQUIRE(fx.run_until([&] { return got.frames.size() == 1; }));
+    CHECK(s->write(ulaw_frame(1)));
+    REQUIRE(fx.run_until([&] { return phone.drain().size() == 1; }));
+    s->relay_to(partner.get());
+    partner->relay_to(s.get());
+
+    REQUIRE(s->move_to(other));
+    CHECK(&s->loop() == &other);
+    CHECK_FALSE(s->can_relay_to(*partner));  // the partner stayed behind
+    // The old loop reads the socket no more, nor relays what arrives there.
+    for (int i = 0; i < 3; ++i) phone.next(s->local_port());
+    fx.run_for(50ms);
+    CHECK(got.frames.size() == 1);
+    CHECK(partner_phone.drain().empty());
+    // The new loop does: the packets that waited in the socket, and the next.
+    phone.next(s->local_port());
+    REQUIRE(run_other_until([&] { return got.frames.size() == 5; }));
+    CHECK(on_other);
+    auto st = s->stats();
+    CHECK(st.packets_received == 5);
+    CHECK(st.packets_lost == 0);  // the sequence goes on across the move
+    // What it sends continues its stream from the new loop's buffers.
+    CHECK(s->write(ulaw_frame(2)));
+    REQUIRE(run_other_until([&] { return !phone.drain().empty(); }));
+    CHECK(s->stats().packets_sent == 2);
+    s->close();
+    CHECK_FALSE(s->move_to(fx.loop));  // closed
+}
+
 TEST_CASE("rtp: RFC 4733 events give one begin and one end despite retransmissions") {
     Fixture fx;
     auto s = fx.make();
