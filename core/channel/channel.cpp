@@ -444,6 +444,10 @@ void post_to_channel(std::shared_ptr<Channel> c, std::function<void(Channel*)> f
     });
 }
 
+void forget_finished_owner(std::shared_ptr<Channel> c) {
+    post_to_channel(std::move(c), [](Channel* ch) { ch->hangup_signal().slot().clear(); });
+}
+
 bool Channel::movable() const {
     return !finished_ && !hangup_requested_ && !redirect_ && waiters_.empty() && !music_playing_ && audio_taps_ == 0 &&
            !observer_ && !(media_ && media_->reading) && driver_->can_move(*this);
@@ -451,6 +455,9 @@ bool Channel::movable() const {
 
 void Channel::rehome(asio::io_context& to) {
     driver_->leave_loop(*this, to);
+    // Nothing runs on the channel: whatever its signal's slot holds belongs
+    // to a finished owner (see forget_finished_owner()).
+    hangup_signal_.slot().clear();
     loop_.store(&to, std::memory_order_release);
     if (media_) {
         // The read queue and translation paths move; the reader's waiter is
@@ -470,10 +477,14 @@ void Channel::rehome(asio::io_context& to) {
 awaitable<bool> move_channel(std::shared_ptr<Channel> c, asio::io_context& to, std::chrono::milliseconds patience) {
     if (&c->loop() == &to) co_return true;
     auto& from = c->loop();
-    // On the channel's loop: wait for it to be let go, then move it.
+    // On the channel's loop: wait for it to be let go, then move it. This
+    // frame keeps the channel alive; the coroutine lambda holds a plain
+    // pointer. (With a shared_ptr captured, the count came out one short
+    // after the spawn and the channel was freed under its last owner: seen
+    // under ASan, the compiler's handling of the lambda coroutine's captures.)
     auto left = co_await asio::co_spawn(
         from,
-        [c, &to, patience]() -> awaitable<bool> {
+        [c = c.get(), &to, patience]() -> awaitable<bool> {
             const auto deadline = std::chrono::steady_clock::now() + patience;
             for (;;) {
                 if (c->hungup() || c->finished()) co_return false;

@@ -251,7 +251,10 @@ std::string originate(CoreImpl& core, std::string_view dial_string, OriginateTar
         auto& sig = chan->hangup_signal();
         asio::co_spawn(chan->loop(), originate_flow(core, chan, std::move(t)),
                        asio::bind_cancellation_slot(sig.slot(), [&core, chan](std::exception_ptr, bool released) {
-                           if (!released) core.end_channel(chan);
+                           if (released)
+                               forget_finished_owner(chan);
+                           else
+                               core.end_channel(chan);
                        }));
     });
     return name;

@@ -487,7 +487,7 @@ void CoreImpl::start_pbx(std::shared_ptr<Channel> chan) {
                        asio::bind_cancellation_slot(
                            chan->hangup_signal().slot(), [this, chan](std::exception_ptr e, bool released) {
                                // Handed to another owner by a transfer: it ends the channel.
-                               if (released) return;
+                               if (released) return forget_finished_owner(chan);
                                if (e) {
                                    try {
                                        std::rethrow_exception(e);
@@ -506,7 +506,10 @@ void CoreImpl::start_application(std::shared_ptr<Channel> chan, std::string app,
         asio::co_spawn(
             chan->loop(), dialplan::run_application(*this, chan, std::move(app), std::move(args)),
             asio::bind_cancellation_slot(chan->hangup_signal().slot(), [this, chan](std::exception_ptr, bool released) {
-                if (!released) end_channel(chan);
+                if (released)
+                    forget_finished_owner(chan);
+                else
+                    end_channel(chan);
             }));
     });
 }

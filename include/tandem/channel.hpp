@@ -435,6 +435,13 @@ private:
 // on should the channel have moved to another loop in the meantime.
 void post_to_channel(std::shared_ptr<Channel> c, std::function<void(Channel*)> f);
 
+// Called when the coroutine bound to the channel's hangup signal (its
+// dialplan, say) has finished and let the channel go to another owner
+// (AppResult::released): the cancellation handler it leaves in the signal's
+// slot is dropped on the channel's loop, so that a later hangup of the
+// channel does not reach the finished coroutine.
+void forget_finished_owner(std::shared_ptr<Channel> c);
+
 // Moves channel `c` to loop `to`, for a new owner that runs there: a transfer
 // that connects parties of two loops. Call it on `to`. It waits (up to
 // `patience`) on the channel's loop until its previous owner has let it go

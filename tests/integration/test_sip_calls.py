@@ -112,7 +112,7 @@ with t:
     shown = sip_channels(t)
     check(up, "sip show channels lists the answered call: direction, state, codec, endpoint" + ("" if up else
                                                                                                   ":\n" + shown))
-    check(re.search(r"SIP/1001-\S+\s+\d+-\d+@127\.0\.0\.1\s+in", shown) is not None,
+    check(re.search(r"SIP/1001-\S+\s+\d+-[0-9a-f]+-\d+@127\.0\.0\.1\s+in", shown) is not None,
           "sip show channels shows the caller's SIP Call-ID:\n" + shown)
     out, _ = sipp_proc.communicate(timeout=30)
     check(sipp_proc.returncode == 0, "401, INVITE with credentials, 200 with SDP (PCMU and telephone-event), ACK, "

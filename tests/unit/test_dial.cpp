@@ -410,8 +410,9 @@ TEST_CASE("Dial: a caller let go on another loop moves to the loop of the Dial t
         CHECK(moves(&Seen::left, b) == 0);
         std::this_thread::sleep_for(200ms);
         CHECK_FALSE(c->finished());
-        // A hangup asked from any thread reaches C on its new loop.
-        b->request_hangup(cause::normal_clearing);
+        // A hangup asked from any thread reaches C on its new loop (and not
+        // the finished dialplan that let it go); B's Dial then ends B.
+        c->request_hangup(cause::normal_clearing);
         CHECK(fx.t.wait_for([&] { return b->finished() && c->finished(); }, 5s));
         CHECK(fx.t.wait_for([&] { return core.channel_count() == 0; }, 5s));
     }

@@ -40,6 +40,14 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+def unique_call_ids():
+    """SIPp arguments for Call-IDs no other SIPp run repeats. SIPp builds them
+    (and its branches and tags) from its process id; on a busy machine a pid
+    comes back within the 32 s the PBX keeps a finished transaction, and the
+    new INVITE was taken for a retransmission of the old one."""
+    return ["-cid_str", f"%u-{uuid.uuid4().hex[:12]}-%p@%s"]
+
+
 def free_media_port():
     """A port X free for UDP with X+1 to X+3 free too, for SIPp's -mp X: it
     binds X and X+1 for audio RTP and RTCP, X+2 and X+3 for video. With
@@ -94,7 +102,7 @@ def sipp(scenario, port, user, password=None, expires=3600, contact_user=None, l
            "-s", user, "-au", user, "-ap", password,
            "-key", "expires", str(expires), "-key", "contact_user", contact_user or user,
            "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", transport,
-           "-timeout", f"{timeout}s", "-timeout_error", "-nostdin"]
+           "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", *unique_call_ids()]
     if background:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     try:
@@ -120,7 +128,8 @@ def sipp_call(scenario, port, exten, user="1001", password=None, local_port=None
            "-s", exten, "-au", user, "-ap", password,
            "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", "u1",
            "-mp", str(media_port or free_media_port()),
-           "-d", str(hold_ms), "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-trace_err"]
+           "-d", str(hold_ms), "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-trace_err",
+           *unique_call_ids()]
     for k, v in keys.items():
         cmd += ["-key", k, v]
     if background:
