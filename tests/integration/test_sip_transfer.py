@@ -119,6 +119,14 @@ class WaitingPhone(Phone):
             else:
                 self.byes.append(self._header(text, "Call-ID"))
 
+    def connect(self, first, second, target):
+        """Attended transfer: REFER in `first` to `target` with a Replaces
+        naming `second` as the PBX knows it (its tag is the PBX's, the remote
+        one here). The status of the answer."""
+        pbx_tag = re.search(r"tag=([^;>\s]+)", second["remote"]).group(1)
+        replaces = urllib.parse.quote(f"{second['call_id']};to-tag={pbx_tag};from-tag={second['tag']}", safe="")
+        return self.refer(first, f"{target}?Replaces={replaces}")
+
     def refer(self, dialog, refer_to):
         """REFER in `dialog` (ours as the answering side); the status of the answer."""
         d = dialog
@@ -287,10 +295,7 @@ with t:
           f"1002 and then 1004 call 1001, which answers both ({len(phone.dialogs)} calls)")
     if len(phone.dialogs) == 2:
         first, second = phone.dialogs
-        # The Replaces names the second call as the PBX knows it: its tag is the PBX's (the remote one here).
-        pbx_tag = re.search(r"tag=([^;>\s]+)", second["remote"]).group(1)
-        replaces = urllib.parse.quote(f"{second['call_id']};to-tag={pbx_tag};from-tag={second['tag']}", safe="")
-        status = phone.refer(first, f"sip:1004@{me}?Replaces={replaces}")
+        status = phone.connect(first, second, f"sip:1004@{me}")
         check(status == 202, f"REFER in the first call with Replaces of the second: 202 ({status})")
         check(t.wait_for(lambda: any(n.startswith("SIP/2.0 200") for n in phone.notifies), timeout=10),
               f"the final NOTIFY says SIP/2.0 200 OK ({phone.notifies}):\n" + t.log()[-2000:])
@@ -336,9 +341,7 @@ with t:
         loops = (loop_of("SIP/1002"), loop_of("SIP/1004"))
         check(None not in loops and loops[0] != loops[1],
               f"the two callers live on different event loops ({loops}; `core show channel`)")
-        pbx_tag = re.search(r"tag=([^;>\s]+)", second["remote"]).group(1)
-        replaces = urllib.parse.quote(f"{second['call_id']};to-tag={pbx_tag};from-tag={second['tag']}", safe="")
-        status = phone.refer(first, f"sip:1004@{me}?Replaces={replaces}")
+        status = phone.connect(first, second, f"sip:1004@{me}")
         check(status == 202, f"REFER with Replaces across loops: 202 ({status})")
         check(t.wait_for(lambda: any(n.startswith("SIP/2.0 200") for n in phone.notifies), timeout=10),
               f"the final NOTIFY says SIP/2.0 200 OK ({phone.notifies}):\n" + t.log()[-2000:])
