@@ -693,7 +693,7 @@ void SipCall::on_refer(const CallEvent& e) {
         target_peer->peer_name() != other_chan->name())
         return fail(481, "Call/Transaction Does Not Exist", "the call the Replaces names is not connected here");
     outcome.target_channel = target_peer->name();
-    if (target_peer == peer) return fail(503, "Service Unavailable", "the two calls live on different event loops");
+    if (target_peer == peer) return fail(503, "Service Unavailable", "both calls are connected to the same party");
     // The new bridge is driven by a leg that runs a dialplan; the other is
     // let go by whoever has it (a bare redirect): a callee its Dial owns, or,
     // when both parties called the transferer (the call-waiting case), a
